@@ -1,0 +1,67 @@
+# SynthSep book: `make book` (the main job) and `make test`. Both do all set-up.
+# Every target is idempotent: a second run reuses the environment and the corpus.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON    ?= python3
+PROFILE   ?= reduced
+VENV      ?= .venv
+DATA_ROOT ?= data
+RUN_ROOT  ?= runs
+# Extra pip index for the CPU build of torch on machines whose pip finds only the CUDA one,
+# e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.synthsep-installed
+LWS_STAMP := $(VENV)/.lws-installed
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+.PHONY: help setup corpus chapters book test lint benchmarks clean
+
+help:
+	@echo "make book   - set up .venv, build the mini corpus, execute every chapter ($(PROFILE)) and render _build/html"
+	@echo "make test   - the same set-up, then unit tests, chapter execution and rendered-HTML checks"
+	@echo "make corpus - only (re)build the embedded mini corpus in $(DATA_ROOT)/mini"
+	@echo "Variables: PROFILE=reduced|paper DATA_ROOT=$(DATA_ROOT) RUN_ROOT=$(RUN_ROOT) PYTHON=$(PYTHON)"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else f"Python 3.10-3.12 needed, found {sys.version.split()[0]}; set PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=70' wheel
+	# torch first and alone, so that no dependency drags in a CUDA build.
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) 'torch==2.13.0'
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $@
+
+# lws is the reference the feature tests compare against; it builds only this way.
+$(LWS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet cython wheel 'setuptools>=70'
+	LWS_USE_CYTHON=1 $(BIN)/python -m pip install --quiet --no-build-isolation lws==1.2.8
+	touch $@
+
+corpus: $(STAMP)
+	$(BIN)/python -m data_scripts.mini_corpus --dest $(DATA_ROOT)/mini
+
+chapters: corpus
+	$(BIN)/python tools/book.py execute --profile $(PROFILE) --data-root $(DATA_ROOT) --run-root $(RUN_ROOT) --out _build/executed
+
+book: chapters
+	$(BIN)/python tools/book.py render --executed _build/executed --out _build/html
+	@echo "The book is ready: open file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP) $(LWS_STAMP) corpus
+	$(BIN)/python -m pytest --profile $(PROFILE) --data-root $(DATA_ROOT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+benchmarks: $(STAMP) $(LWS_STAMP)
+	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+clean:
+	rm -rf _build $(RUN_ROOT)

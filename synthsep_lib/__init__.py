@@ -1,0 +1,14 @@
+"""synthsep_lib — the library of the SynthSep book.
+
+Speech separation by synthesis (Liu, Jackson, Wang, IEEE SPL 2019): corpora and mixture
+simulation, features identical to the original preprocessing, and — in subpackages
+that import their own framework — the Keras encoder and the PyTorch WaveNet vocoder.
+Importing this package imports neither TensorFlow nor PyTorch.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("synthsep-lib")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

@@ -1,0 +1,153 @@
+"""Figures used by several chapters. Functions take numpy arrays and return the figure.
+
+Used in: Chapter 1 (01_data_simulation) and later chapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["plot_signal_grid", "plot_histograms", "plot_block_layout"]
+
+
+def plot_signal_grid(
+    signals: Mapping[str, np.ndarray],
+    linear: Mapping[str, np.ndarray],
+    mel: Mapping[str, np.ndarray],
+    sample_rate: int,
+    hop_size: int,
+    title: str | None = None,
+):
+    """Waveform, linear spectrum and mel spectrum of several signals, one column each.
+
+    Parameters
+    ----------
+    signals : mapping name -> (n,) float
+        Waveforms at ``sample_rate`` Hz, all of the same length.
+    linear, mel : mapping name -> (T, F) float in [0, 1]
+        Normalised linear (F = 512) and mel (F = 80) spectra, same keys as ``signals``.
+    sample_rate : int
+        Hz.
+    hop_size : int
+        Samples per frame, for the time axis of the spectra.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = list(signals)
+    fig, axes = plt.subplots(
+        3, len(names), figsize=(4.2 * len(names), 7.5), squeeze=False, sharex="col"
+    )
+    peak = max(float(np.max(np.abs(signals[n]))) for n in names) or 1.0
+    for col, name in enumerate(names):
+        wav = signals[name]
+        t = np.arange(len(wav)) / sample_rate
+        axes[0, col].plot(t, wav, lw=0.5, color="C0")
+        axes[0, col].set_ylim(-1.05 * peak, 1.05 * peak)
+        axes[0, col].set_title(name)
+        for row, (spec, label) in enumerate(
+            ((linear[name], "linear bin"), (mel[name], "mel bin")), start=1
+        ):
+            extent = (0, spec.shape[0] * hop_size / sample_rate, 0, spec.shape[1])
+            image = axes[row, col].imshow(
+                spec.T, origin="lower", aspect="auto", extent=extent, vmin=0, vmax=1, cmap="magma"
+            )
+            axes[row, col].set_ylabel(label if col == 0 else "")
+        axes[2, col].set_xlabel("time (s)")
+    axes[0, 0].set_ylabel("amplitude")
+    fig.colorbar(image, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="normalised level")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_histograms(
+    values: Mapping[str, Sequence[float]],
+    xlabel: str,
+    bins: int | Sequence[float] = 30,
+    title: str | None = None,
+):
+    """Overlaid histograms of several sets of values (e.g. mixture SNRs per protocol).
+
+    Parameters
+    ----------
+    values : mapping label -> sequence of float
+        One histogram per entry; its mean is marked with a dashed line.
+    xlabel : str
+        Axis label with unit, e.g. ``"SNR (dB)"``.
+    bins : int or sequence
+        Passed to ``matplotlib.axes.Axes.hist`` (shared by all sets).
+    """
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    all_values = np.concatenate([np.asarray(v, dtype=float) for v in values.values()])
+    edges = np.histogram_bin_edges(all_values, bins=bins)
+    for i, (label, vals) in enumerate(values.items()):
+        vals = np.asarray(vals, dtype=float)
+        ax.hist(
+            vals, bins=edges, alpha=0.55, color=f"C{i}", label=f"{label} (mean {vals.mean():.1f})"
+        )
+        ax.axvline(vals.mean(), color=f"C{i}", ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_block_layout(
+    num_frames: int,
+    training_starts: Sequence[int],
+    test_starts: Sequence[int],
+    block_frames: int = 64,
+):
+    """Where the 64-frame blocks of one utterance lie, for training and at test time.
+
+    Parameters
+    ----------
+    num_frames : int
+        Frames T of the utterance.
+    training_starts, test_starts : sequence of int
+        First frame of each block (random for training; fixed layout at test time).
+    block_frames : int
+        Block length in frames.
+    """
+    rows = [("training (random)", training_starts), ("test (fixed layout)", test_starts)]
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.5 * (len(training_starts) + len(test_starts))))
+    y = 0
+    for color, (label, starts) in enumerate(rows):
+        for k, start in enumerate(starts):
+            ax.barh(
+                y,
+                block_frames,
+                left=start,
+                height=0.7,
+                color=f"C{color}",
+                alpha=0.8,
+                label=label if k == 0 else None,
+            )
+            ax.text(
+                start + block_frames / 2,
+                y,
+                f"{start}–{start + block_frames - 1}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white",
+            )
+            y += 1
+    ax.axvline(0, color="k", lw=0.8)
+    ax.axvline(num_frames, color="k", lw=0.8)
+    ax.set_xlim(-2, num_frames + 2)
+    ax.set_yticks([])
+    ax.set_xlabel(f"frame (utterance has T = {num_frames} frames)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,56 @@
+"""Every chapter executes on the chosen profile, and the rendered book shows it."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+from conftest import ROOT
+
+import book
+
+CHAPTERS = book.chapters()
+
+
+def test_toc_lists_every_notebook():
+    on_disk = sorted(p.relative_to(ROOT) for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert sorted(CHAPTERS) == on_disk
+
+
+@pytest.mark.chapters
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[nb.stem for nb in CHAPTERS])
+def test_chapter_executes(book_build, notebook):
+    executed = book_build["executed"] / notebook
+    assert executed.exists(), f"{notebook} was not executed: an earlier chapter failed"
+    nb = nbformat.read(executed, as_version=4)
+    errors = [
+        f"cell {i}: {out.ename}: {out.evalue}"
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", [])
+    ]
+    assert not errors, f"{notebook} failed:\n" + "\n".join(errors)
+    assert all(cell.get("execution_count") for cell in nb.cells if cell.cell_type == "code"), (
+        f"{notebook}: some code cells did not run"
+    )
+
+
+@pytest.mark.html
+def test_intro_page_has_the_system_figure(book_build):
+    assert book_build["html"], "the book was not rendered (a chapter failed)"
+    page = (book_build["html"] / "book" / "intro.html").read_text()
+    assert "system.svg" in page
+    assert (book_build["html"] / "index.html").exists()
+
+
+@pytest.mark.html
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[nb.stem for nb in CHAPTERS])
+def test_chapter_page_has_figures_and_audio(book_build, notebook):
+    assert book_build["html"], "the book was not rendered (a chapter failed)"
+    page = (book_build["html"] / notebook.with_suffix(".html")).read_text()
+    assert len(re.findall(r"<img[^>]+src=\"[^\"]*_images/", page)) >= 3, "fewer than 3 figures"
+    assert "<audio" in page, "no audio player"
+    for marker in ("Traceback (most recent call last)", "output traceback", "output stderr"):
+        assert marker not in page, f"rendered page contains {marker!r}"

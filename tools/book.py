@@ -1,0 +1,153 @@
+"""Execute the chapters with papermill and render the book from the executed copies.
+
+    python tools/book.py execute --profile reduced --out _build/executed
+    python tools/book.py render --executed _build/executed --out _build/html
+
+Chapters are taken from ``_toc.yml`` in book order. ``execute`` stops at the first
+chapter that fails (later chapters depend on its artifacts) and exits non-zero, naming
+the chapter and the cell. ``render`` copies the book sources beside the executed
+notebooks into a staging folder and runs Jupyter Book there with execution off, so
+nothing is executed twice and the committed notebooks stay free of outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+
+
+def chapters(root: Path = ROOT) -> list[Path]:
+    """Notebook paths (relative to ``root``) in the order of ``_toc.yml``."""
+    files: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load((root / "_toc.yml").read_text()))
+    return [Path(f"{name}.ipynb") for name in files if (root / f"{name}.ipynb").exists()]
+
+
+def execute(
+    profile: str, data_root: Path, run_root: Path, out: Path, only: list[str] | None = None
+) -> int:
+    """Run every chapter with papermill into ``out``; return 0 on success, 1 on failure."""
+    import papermill
+
+    out.mkdir(parents=True, exist_ok=True)
+    parameters = {
+        "profile": profile,
+        "data_root": str(data_root.resolve()),
+        "run_root": str(run_root.resolve()),
+    }
+    for notebook in chapters():
+        if only and notebook.stem not in only:
+            continue
+        target = out / notebook
+        target.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[book] executing {notebook} (profile={profile}) ...", flush=True)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(ROOT / notebook),
+                str(target),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(ROOT),
+                progress_bar=False,
+            )
+        except papermill.PapermillExecutionError as error:
+            print(
+                f"[book] FAILED: {notebook}, cell {error.cell_index}: {error.ename}: {error.evalue}\n"
+                f"[book] the executed copy with the traceback is {target}",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"[book] {notebook} done in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+def render(executed: Path, out: Path) -> int:
+    """Render ``executed`` notebooks plus the book sources into ``out`` (HTML)."""
+    stage = out.parent / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    for name in BOOK_SOURCES:
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, stage / name)
+    missing = [str(nb) for nb in chapters() if not (executed / nb).exists()]
+    if missing:
+        print(
+            f"[book] not executed yet: {', '.join(missing)}; run `make chapters` first",
+            file=sys.stderr,
+        )
+        return 1
+    for notebook in chapters():
+        (stage / notebook).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed / notebook, stage / notebook)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("jupyter-book")),
+            "build",
+            str(stage),
+            "--path-output",
+            str(stage),
+            "--all",
+            "-q",
+        ],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        print(
+            result.stdout,
+            result.stderr,
+            "[book] jupyter-book build failed",
+            sep="\n",
+            file=sys.stderr,
+        )
+        return result.returncode
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.move(str(stage / "_build" / "html"), str(out))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("execute", help="execute the chapters with papermill")
+    run.add_argument("--profile", default="reduced", choices=("reduced", "paper"))
+    run.add_argument("--data-root", type=Path, default=Path("data"))
+    run.add_argument("--run-root", type=Path, default=Path("runs"))
+    run.add_argument("--out", type=Path, default=Path("_build/executed"))
+    run.add_argument("--only", nargs="*", help="chapter stems to run (default: all)")
+    ren = sub.add_parser("render", help="render the executed chapters with Jupyter Book")
+    ren.add_argument("--executed", type=Path, default=Path("_build/executed"))
+    ren.add_argument("--out", type=Path, default=Path("_build/html"))
+    args = parser.parse_args(argv)
+    if args.command == "execute":
+        return execute(args.profile, args.data_root, args.run_root, args.out, args.only)
+    return render(args.executed, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

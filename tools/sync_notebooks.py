@@ -1,0 +1,107 @@
+"""Write the Colab badge and the Colab setup cell into every chapter.
+
+The repository and the ref that Colab opens and installs come from one place,
+``[tool.synthsep.colab]`` in ``pyproject.toml``. Each chapter has a markdown cell tagged
+``colab-badge`` and a code cell tagged ``colab-setup``; this tool rewrites both, and
+strips outputs and execution counts from every cell.
+
+    python tools/sync_notebooks.py          # rewrite the notebooks
+    python tools/sync_notebooks.py --check  # exit 1 if any notebook is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SETUP_TEMPLATE = """# Setup. On Colab, install this book's library (pinned); locally, `make book` already did.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    requirement = "{requirement}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", requirement], check=True)"""
+
+
+def colab_settings(root: Path = ROOT) -> dict[str, str]:
+    """``repository`` and ``ref`` from ``pyproject.toml``."""
+    with open(root / "pyproject.toml", "rb") as handle:
+        return tomllib.load(handle)["tool"]["synthsep"]["colab"]
+
+
+def badge_source(notebook: Path, settings: dict[str, str]) -> str:
+    url = (
+        f"https://colab.research.google.com/github/{settings['repository']}/blob/"
+        f"{settings['ref']}/notebooks/{notebook.name}"
+    )
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def setup_source(settings: dict[str, str]) -> str:
+    requirement = (
+        f"synthsep-lib @ git+https://github.com/{settings['repository']}@{settings['ref']}"
+    )
+    return SETUP_TEMPLATE.format(requirement=requirement)
+
+
+def synced(notebook: Path, settings: dict[str, str]) -> nbformat.NotebookNode:
+    """The notebook with badge/setup cells rewritten and outputs stripped."""
+    nb = nbformat.read(notebook, as_version=4)
+    wanted = {
+        "colab-badge": badge_source(notebook, settings),
+        "colab-setup": setup_source(settings),
+    }
+    found = set()
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        for tag, source in wanted.items():
+            if tag in tags:
+                cell.source = source
+                found.add(tag)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    missing = set(wanted) - found
+    if missing:
+        raise SystemExit(
+            f"{notebook}: no cell tagged {sorted(missing)}; add them after the title cell"
+        )
+    return nb
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only report notebooks that are out of date"
+    )
+    args = parser.parse_args(argv)
+    settings = colab_settings()
+    stale = []
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        new = synced(notebook, settings)
+        text = nbformat.writes(new) + "\n"
+        if notebook.read_text() != text:
+            stale.append(notebook)
+            if not args.check:
+                notebook.write_text(text)
+    if args.check and stale:
+        print("out of date (run python tools/sync_notebooks.py):", *map(str, stale), sep="\n  ")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

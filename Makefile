@@ -24,7 +24,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 help:
 	@echo "make book   - set up .venv, build the mini corpus, execute every chapter ($(PROFILE)) and render _build/html"
 	@echo "make test   - the same set-up, then unit tests, chapter execution and rendered-HTML checks"
-	@echo "make corpus - only (re)build the embedded mini corpus in $(DATA_ROOT)/mini"
+	@echo "make corpus - only build (reduced) or download (paper) the corpora of PROFILE under $(DATA_ROOT)"
 	@echo "Variables: PROFILE=reduced|paper DATA_ROOT=$(DATA_ROOT) RUN_ROOT=$(RUN_ROOT) PYTHON=$(PYTHON)"
 
 setup: $(STAMP)
@@ -45,7 +45,7 @@ $(LWS_STAMP): $(STAMP)
 	touch $@
 
 corpus: $(STAMP)
-	$(BIN)/python -m data_scripts.mini_corpus --dest $(DATA_ROOT)/mini
+	$(BIN)/python -m data_scripts.prepare --profile $(PROFILE) --data-root $(DATA_ROOT)
 
 chapters: corpus
 	$(BIN)/python tools/book.py execute --profile $(PROFILE) --data-root $(DATA_ROOT) --run-root $(RUN_ROOT) --out _build/executed

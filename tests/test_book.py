@@ -54,3 +54,26 @@ def test_chapter_page_has_figures_and_audio(book_build, notebook):
     assert "<audio" in page, "no audio player"
     for marker in ("Traceback (most recent call last)", "output traceback", "output stderr"):
         assert marker not in page, f"rendered page contains {marker!r}"
+
+
+def test_a_failing_chapter_fails_the_build(tmp_path, capsys):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/broken\n"
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("profile = 'x'", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure')"),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, tmp_path / "notebooks" / "broken.ipynb")
+    status = book.execute("reduced", tmp_path, tmp_path / "runs", tmp_path / "out", root=tmp_path)
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "notebooks/broken.ipynb" in err and "deliberate failure" in err

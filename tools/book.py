@@ -45,9 +45,18 @@ def chapters(root: Path = ROOT) -> list[Path]:
 
 
 def execute(
-    profile: str, data_root: Path, run_root: Path, out: Path, only: list[str] | None = None
+    profile: str,
+    data_root: Path,
+    run_root: Path,
+    out: Path,
+    only: list[str] | None = None,
+    root: Path = ROOT,
 ) -> int:
-    """Run every chapter with papermill into ``out``; return 0 on success, 1 on failure."""
+    """Run every chapter of the book at ``root`` with papermill into ``out``.
+
+    Returns 0 when every chapter ran, 1 at the first failure (later chapters need its
+    artifacts, so they are not attempted).
+    """
     import papermill
 
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +65,7 @@ def execute(
         "data_root": str(data_root.resolve()),
         "run_root": str(run_root.resolve()),
     }
-    for notebook in chapters():
+    for notebook in chapters(root):
         if only and notebook.stem not in only:
             continue
         target = out / notebook
@@ -65,11 +74,11 @@ def execute(
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
-                str(ROOT / notebook),
+                str(root / notebook),
                 str(target),
                 parameters=parameters,
                 kernel_name="python3",
-                cwd=str(ROOT),
+                cwd=str(root),
                 progress_bar=False,
             )
         except papermill.PapermillExecutionError as error:

@@ -509,3 +509,28 @@ def test_cli_subprocess_failure_has_no_traceback(server, dest):
 
 def test_module_exports():
     assert set(download.__all__) <= set(dir(download))
+
+
+# --------------------------------------------------------------------------- the paper profile
+
+
+def test_paper_profile_downloads_its_corpora_when_missing(server, tmp_path, monkeypatch):
+    """What Chapter 1 does on Colab: ensure_corpora fetches both corpora into <root>/real."""
+    import dataclasses
+
+    from synthsep_lib.config import load_profile
+    from synthsep_lib.corpora import ensure_corpora
+
+    lj_bytes, esc_bytes = lj_archive(), esc_archive()
+    server.put(LJ.archive_name, lj_bytes)
+    server.put(ESC.archive_name, esc_bytes)
+    monkeypatch.setitem(CORPORA, "ljspeech", dataclasses.replace(LJ, known_hash=sha256(lj_bytes)))
+    monkeypatch.setitem(CORPORA, "esc50", dataclasses.replace(ESC, known_hash=md5(esc_bytes)))
+    monkeypatch.setenv(MIRROR_ENV, server.url)
+    lj, esc = ensure_corpora(load_profile("paper"), tmp_path / "data", progress=False)
+    assert lj.root == tmp_path / "data" / "real" / "LJSpeech-1.1"
+    assert lj.ids == ["LJ001-0001"]
+    assert esc.root == tmp_path / "data" / "real" / "ESC-50-master"
+    assert list(esc.clips.filename) == ["1-100032-A-0.wav"]
+    ensure_corpora(load_profile("paper"), tmp_path / "data", progress=False)
+    assert server.hits[f"/{LJ.archive_name}"] == 1 and server.hits[f"/{ESC.archive_name}"] == 1

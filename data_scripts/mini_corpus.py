@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import io
 import json
 import multiprocessing as mp
@@ -86,15 +87,15 @@ VOICES = (
 RATE_WPM = (140, 200)  # inclusive ranges drawn per utterance
 PITCH = (30, 70)
 PITCH_RANGE = (40, 80)
-LEAD_SILENCE_S = (0.10, 0.35)
-TAIL_SILENCE_S = (0.15, 0.40)
+LEAD_SILENCE_S = (0.10, 0.30)
+TAIL_SILENCE_S = (0.15, 0.35)
 SPEECH_PEAK = (0.55, 0.90)
 SPEECH_NOISE_FLOOR = 3.0  # std of the added noise floor, in 16-bit steps
 DURATION_S = (1.0, 7.0)
 UTTERANCES_PER_CHAPTER = 50  # ids LJ001-0001 … LJ001-0050, LJ002-0001, …
 MAX_ATTEMPTS = 4
 
-ESC50_CATEGORIES = (
+ESC50_CATEGORIES = tuple(
     "dog rooster pig cow frog cat hen insects sheep crow "
     "rain sea_waves crackling_fire crickets chirping_birds water_drops wind pouring_water "
     "toilet_flush thunderstorm "
@@ -102,8 +103,8 @@ ESC50_CATEGORIES = (
     "snoring drinking_sipping "
     "door_wood_knock mouse_click keyboard_typing door_wood_creaks can_opening washing_machine "
     "vacuum_cleaner clock_alarm clock_tick glass_breaking "
-    "helicopter chainsaw siren car_horn engine train church_bells airplane fireworks hand_saw"
-).split()
+    "helicopter chainsaw siren car_horn engine train church_bells airplane fireworks hand_saw".split()
+)
 """The 50 ESC-50 category names, indexed by target (as in ``meta/esc50.csv``)."""
 ESC10_TARGETS = frozenset({0, 1, 10, 11, 12, 20, 21, 38, 40, 41})
 PAPER_TARGETS = tuple(range(10, 20)) + tuple(range(40, 50))
@@ -325,7 +326,7 @@ def _times(rng, rate_hz, regular=False, jitter=0.0, n=ESC_SAMPLES):
     return np.sort(rng.uniform(-0.2, dur, rng.poisson(rate_hz * (dur + 0.2))))
 
 
-def _place(events: Iterable[tuple[float, np.ndarray]], n=ESC_SAMPLES) -> np.ndarray:
+def _place(events: Iterable[tuple[float, np.ndarray]], n: int = ESC_SAMPLES) -> np.ndarray:
     """Add each ``(onset_s, waveform)`` into a silent clip, cropping at the ends."""
     out = np.zeros(n)
     for onset, ev in events:
@@ -376,16 +377,19 @@ def _gates(rng, on_s, off_s, n=ESC_SAMPLES, ramp=0.02):
         env[a:b] = rng.uniform(0.6, 1.0)
         t += on + rng.uniform(*off_s)
     k = max(int(ramp * ESC_SR), 1)
-    return np.convolve(env, np.ones(k) / k, mode="same")
+    return np.clip(signal.fftconvolve(env, np.ones(k) / k, mode="same"), 0, 1)
 
 
-def _clicks(rng, rate_hz, decay, lo, hi, heavy=False, regular=False):
-    """Train of short noise clicks (rain drops, crackle, typing, ticks)."""
-    amps = rng.pareto(2.5, 10_000) + 0.2 if heavy else rng.uniform(0.3, 1.0, 10_000)
-    onsets = _times(rng, rate_hz, regular=regular, jitter=0.02)
-    return _place(
-        (t, a * _burst(rng, 6 * decay, decay, lo, hi)) for t, a in zip(onsets, amps, strict=False)
+def _clicks(rng, rate_hz, decay, lo, hi, heavy=False, n=ESC_SAMPLES):
+    """Train of short band-limited noise clicks (rain drops, crackle, typing)."""
+    onsets = _times(rng, rate_hz, n=n)
+    amps = rng.pareto(2.5, len(onsets)) + 0.2 if heavy else rng.uniform(0.3, 1.0, len(onsets))
+    t = np.arange(int(6 * decay * ESC_SR)) / ESC_SR
+    env = np.minimum(t / 0.001, 1) * np.exp(-t / decay)
+    clicks = _place(
+        ((o, a * env * rng.standard_normal(len(t))) for o, a in zip(onsets, amps, strict=True)), n
     )
+    return _filt(clicks, lo, hi)  # one filter for all clicks (linear, same result)
 
 
 def _rain(rng):
@@ -472,10 +476,10 @@ def _airplane(rng):
 
 
 def _fireworks(rng):
-    onsets = _times(rng, 1.0)
+    onsets = _times(rng, rng.uniform(0.8, 1.5), regular=True, jitter=0.3)
     booms = _place((t, rng.uniform(0.5, 1) * _burst(rng, 1.5, 0.3, 40, 1500)) for t in onsets)
     crackle = _place(
-        (t + 0.3, _clicks(rng, 30, 0.003, 1500, 9000)[: int(0.8 * ESC_SR)]) for t in onsets
+        (t + 0.3, _clicks(rng, 30, 0.003, 1500, 9000, n=int(0.8 * ESC_SR))) for t in onsets
     )
     return 3 * booms + crackle
 
@@ -600,10 +604,12 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 def _context():
     """Fresh-process workers: fork server (clean state, fast) where available, else spawn."""
-    if "forkserver" in mp.get_all_start_methods():
+    if "forkserver" in mp.get_all_start_methods():  # Linux, macOS
         ctx = mp.get_context("forkserver")
+        # Preload the heavy imports only: preloading this module would make the children
+        # re-import it under a second name when the command line runs it with ``-m``.
         ctx.set_forkserver_preload(
-            [__name__ if __name__ != "__main__" else "data_scripts.mini_corpus"]
+            ["numpy", "scipy.signal", "scipy.interpolate", "soundfile", "data_scripts.espeak"]
         )
         return ctx
     return mp.get_context("spawn")
@@ -688,7 +694,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _remove_stale(dest: Path) -> None:
     """Remove leftovers of interrupted builds (``.<name>.partial-<pid>-*``) of dead processes."""
-    for p in dest.parent.glob(f".{dest.name}.*-*-*"):
+    for p in dest.parent.glob(f".{glob.escape(dest.name)}.*-*-*"):
         kind, _, rest = p.name[len(dest.name) + 2 :].partition("-")
         pid = rest.split("-", 1)[0]
         if kind in ("partial", "old") and pid.isdigit() and not _pid_alive(int(pid)):
@@ -728,13 +734,20 @@ def _build(
         return paths, False
     _check_replaceable(dest)
 
-    from data_scripts.espeak import require_espeakng_loader
+    from data_scripts.espeak import EspeakError, available_variants, require_espeakng_loader
 
     require_espeakng_loader()  # fail early, with the install hint
+    # espeak-ng silently ignores an unknown variant ("en-us+xyz"): check ours exist.
+    missing = sorted({v.partition("+")[2] for v in VOICES} - {""} - set(available_variants()))
+    if missing:
+        raise EspeakError(f"espeak-ng data lacks the voice variants {missing} used by VOICES")
     workers = int(workers or min(os.cpu_count() or 1, 8))
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; give it the usual permissions
     try:
         lj, esc = tmp / LJ_DIRNAME, tmp / ESC_DIRNAME
         (lj / "wavs").mkdir(parents=True)
@@ -839,6 +852,14 @@ def build_mini_corpus(
         If ``dest`` holds files that are not part of a mini corpus.
     ValueError
         If ``n_utterances`` or ``clips_per_category`` is below 1.
+
+    Notes
+    -----
+    Each utterance is synthesised in a fresh worker process (espeak-ng keeps hidden
+    state between utterances), started by a multiprocessing fork server. As with any
+    multiprocessing code, a *script* that calls this function must do so under
+    ``if __name__ == "__main__":``; notebooks, ``python -c`` and the command line
+    need nothing.
 
     Used in: Chapter 1 (01_data_simulation); the Makefile's corpus step.
     """

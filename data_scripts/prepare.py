@@ -17,7 +17,6 @@ import sys
 import time
 
 from synthsep_lib.config import PROFILES, load_profile
-from synthsep_lib.corpora import ensure_corpora
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default="data", help="folder holding mini/ and real/")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
+    # Imported here, not at the top: the mini corpus builder's fresh worker processes
+    # re-import this module as __main__, and must not pay for librosa and pandas each time.
+    from synthsep_lib.corpora import ensure_corpora
+
     start = time.perf_counter()
     try:
         lj, esc = ensure_corpora(

@@ -42,6 +42,7 @@ __all__ = [
     "load_wav",
     "save_wav",
     "peak_normalise",
+    "num_frames",
     "pad_for_frames",
     "prepare_lj_audio",
     "lws_analysis_window",
@@ -321,8 +322,15 @@ def peak_normalise(wav, peak: float = 0.999) -> np.ndarray:
     return (arr / top * peak).astype(np.float32, copy=False)
 
 
-def _lws_num_frames(n_samples: int, cfg: FeatureConfig) -> int:
-    """Frames of the lws perfect-reconstruction STFT: ``ceil(n / hop) + fft/hop - 1``."""
+def num_frames(n_samples: int, cfg: FeatureConfig) -> int:
+    """Frames M of an utterance of ``n_samples`` samples: ``ceil(n / hop) + fft/hop - 1``.
+
+    This is the frame count of the lws perfect-reconstruction STFT (its mel) and of the
+    padded audio ``pad_for_frames(wav)``, whose length is ``M * hop`` (PAPER_FACTS §2.9:
+    22050 samples → M = 90).
+
+    Used in: Chapter 1 (01_data_simulation)
+    """
     return -(-n_samples // cfg.hop_size) + cfg.fft_size // cfg.hop_size - 1
 
 
@@ -349,7 +357,7 @@ def pad_for_frames(wav, cfg: FeatureConfig) -> np.ndarray:
     _check_cfg(cfg)
     arr = _as_signal(wav)
     n = arr.shape[0]
-    total = _lws_num_frames(n, cfg) * cfg.hop_size
+    total = num_frames(n, cfg) * cfg.hop_size
     out = np.zeros(total, dtype=np.float32)
     out[cfg.lead_in : cfg.lead_in + n] = arr
     return out
@@ -440,7 +448,7 @@ def _frame_chunks(padded: np.ndarray, n_frames: int, cfg: FeatureConfig, window:
 
 
 def _lws_padded(arr: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, int]:
-    n_frames = _lws_num_frames(arr.shape[0], cfg)
+    n_frames = num_frames(arr.shape[0], cfg)
     padded = np.zeros((n_frames - 1) * cfg.hop_size + cfg.fft_size, dtype=np.float64)
     padded[cfg.lead_in : cfg.lead_in + arr.shape[0]] = arr
     return padded, n_frames

@@ -147,7 +147,8 @@ def plot_block_layout(
     ax.axvline(num_frames, color="k", lw=0.8)
     ax.set_xlim(-2, num_frames + 2)
     ax.set_yticks([])
+    ax.invert_yaxis()  # first block on top
     ax.set_xlabel(f"frame (utterance has T = {num_frames} frames)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig

@@ -471,3 +471,11 @@ def test_save_wav_failure_keeps_old_file(tmp_path, monkeypatch):
         audio.save_wav(path, np.zeros(2000), SR)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.wav"]
+
+
+@pytest.mark.parametrize("n", [1, 255, 256, 257, 22050, 77695])
+def test_num_frames_is_the_padded_length_in_hops(n):
+    cfg = FeatureConfig()
+    padded = audio.pad_for_frames(np.ones(n, dtype=np.float32), cfg)
+    assert audio.num_frames(n, cfg) * cfg.hop_size == len(padded)
+    assert audio.num_frames(n, cfg) == int(np.ceil(n / 256)) + 3

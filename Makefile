@@ -55,7 +55,7 @@ book: chapters
 	@echo "The book is ready: open file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) $(LWS_STAMP) corpus
-	$(BIN)/python -m pytest --profile $(PROFILE) --data-root $(DATA_ROOT)
+	$(BIN)/python -m pytest tests --profile $(PROFILE) --data-root $(DATA_ROOT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -51,7 +51,7 @@ chapters: corpus
 	$(BIN)/python tools/book.py execute --profile $(PROFILE) --data-root $(DATA_ROOT) --run-root $(RUN_ROOT) --out _build/executed
 
 book: chapters
-	$(BIN)/python tools/book.py render --executed _build/executed --out _build/html
+	@$(BIN)/python tools/book.py render --executed _build/executed --out _build/html
 	@echo "The book is ready: open file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) $(LWS_STAMP) corpus

@@ -13,6 +13,7 @@ Used in: Chapter 1 (01_data_simulation), Chapter 2 (encoder data feed), evaluati
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import audio
-from .runs import atomic_path
+from .runs import atomic_path, reset_if_stale
 
 __all__ = [
     "Mixture",
@@ -575,7 +576,9 @@ def write_test_set(
     """
     feat = _features(cfg)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Files written for another manifest (e.g. before the corpus was rebuilt) are removed.
+    canonical = manifest[list(MANIFEST_COLUMNS)].to_csv(index=False, float_format="%.17g")
+    reset_if_stale(out_dir, hashlib.sha1(canonical.encode()).hexdigest())
     iterator = manifest.iterrows()
     if progress:
         from tqdm.auto import tqdm

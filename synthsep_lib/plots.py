@@ -10,7 +10,13 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_signal_grid", "plot_histograms", "plot_block_layout"]
+__all__ = [
+    "plot_signal_grid",
+    "plot_histograms",
+    "plot_block_layout",
+    "plot_delay_sensitivity",
+    "plot_grouped_bars",
+]
 
 
 def plot_signal_grid(
@@ -150,5 +156,59 @@ def plot_block_layout(
     ax.invert_yaxis()  # first block on top
     ax.set_xlabel(f"frame (utterance has T = {num_frames} frames)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_delay_sensitivity(table, metrics: Sequence[str], search_samples: int | None = None):
+    """Each metric against the imposed delay, unaligned and aligned.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`synthsep_lib.evaluation.alignment.delay_sensitivity` (index: delay in
+        samples; columns ``m`` and ``m aligned`` per metric).
+    metrics : sequence of str
+        Metric columns to plot, one panel each.
+    search_samples : int, optional
+        Alignment search range in samples, drawn as a vertical line.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], metrics, strict=True):
+        ax.plot(table.index, table[name], "o-", label="unaligned")
+        ax.plot(table.index, table[f"{name} aligned"], "s--", label="aligned")
+        if search_samples:
+            ax.axvline(search_samples, color="0.6", lw=0.8, label="search range")
+        ax.set_xscale("symlog", linthresh=16)
+        ax.set_xlabel("imposed delay (samples)")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_grouped_bars(frame, ylabel: str, title: str | None = None):
+    """Bars of ``frame`` (rows: groups on the x axis; columns: one bar colour each).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        E.g. mean STOI with one row per noise category and one column per method.
+    ylabel : str
+        Axis label with unit.
+    """
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(frame)), 3.8))
+    frame.plot.bar(ax=ax, rot=0)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(frame.index.name or "")
+    ax.legend(
+        fontsize=8,
+        ncol=len(frame.columns),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.15),
+        frameon=False,
+    )
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -10,6 +10,7 @@ Used in: every chapter.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -23,6 +24,8 @@ __all__ = [
     "write_text_atomic",
     "write_json_atomic",
     "require_artifact",
+    "file_sha1",
+    "reset_if_stale",
 ]
 
 
@@ -147,3 +150,49 @@ def require_artifact(path: str | os.PathLike, chapter: str) -> Path:
             f"{path} is missing: run {chapter} first, with the same profile and run root."
         )
     return path
+
+
+def file_sha1(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes (hex), used to tie artifacts to the inputs they came from."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+STAMP_NAME = "MADE_FROM"
+
+
+def reset_if_stale(folder: str | os.PathLike, made_from: str, pattern: str = "*.wav") -> bool:
+    """Keep in ``folder`` only files made from ``made_from``; say whether it was reset.
+
+    ``folder/MADE_FROM`` records what the files in it were made from (e.g. the SHA-1 of
+    the test manifest). If it records something else, or is missing while files matching
+    ``pattern`` exist, those files are deleted *before* the new stamp is written, so
+    a run interrupted after the reset can never mistake an old file for a new one; the
+    caller then writes (and may skip) files as usual.
+
+    Parameters
+    ----------
+    folder : path-like
+        Artifact folder (created if missing).
+    made_from : str
+        Signature of the inputs, e.g. ``file_sha1(paths.test_manifest)``.
+    pattern : str
+        Glob of the files that depend on those inputs.
+
+    Returns
+    -------
+    bool
+        True if stale files were deleted.
+
+    Used in: Chapter 1 (01_data_simulation), Chapter 5 (05_evaluation).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / STAMP_NAME
+    current = stamp.read_text(encoding="utf-8").strip() if stamp.exists() else None
+    if current == made_from:
+        return False
+    stale = sorted(folder.glob(pattern))
+    for path in stale:
+        path.unlink()
+    write_text_atomic(stamp, made_from + "\n")
+    return bool(stale)

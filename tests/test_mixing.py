@@ -275,7 +275,8 @@ def test_write_test_set_is_exact_and_resumable(corpus, tmp_path):
         assert sr == SR and sf.info(path).subtype == "FLOAT"
         assert data.tobytes() == want.tobytes()
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert len(first) == 8 and not any(name.startswith(".") for name in first)
+    assert len(first) == 9 and "MADE_FROM" in first  # 8 WAVs and the manifest's stamp
+    assert not any(name.startswith(".") for name in first)
     # resumable: nothing is rewritten
     again = write_test_set(df, lj, esc, profile, out, progress=False)
     assert not again["written"].any()
@@ -291,3 +292,18 @@ def test_manifest_needs_a_profile(corpus):
     for cfg in (FeatureConfig(), DataConfig()):
         with pytest.raises(TypeError, match="needs a Profile"):
             make_test_manifest(splits, lj, esc, cfg, n_pairs=1)
+
+
+def test_write_test_set_replaces_files_of_another_manifest(corpus, tmp_path):
+    """A test set written for an older manifest (a rebuilt corpus) is never reused."""
+    lj, esc, splits = corpus
+    profile = load_profile("reduced")
+    df = make_test_manifest(splits, lj, esc, profile, n_pairs=2)
+    out = tmp_path / "test"
+    write_test_set(df, lj, esc, profile, out, progress=False)
+    changed = df.iloc[:1]  # any other manifest
+    files = write_test_set(changed, lj, esc, profile, out, progress=False)
+    assert files["written"].tolist() == [True]
+    assert sorted(p.name for p in out.glob("*.wav"))[0].startswith("000_")
+    assert len(list(out.glob("*.wav"))) == 4, "pair 1 of the old manifest must be gone"
+    assert not write_test_set(changed, lj, esc, profile, out, progress=False)["written"].any()

@@ -1,0 +1,242 @@
+"""Tests of synthsep_lib.baselines.oracles: IBM-gt, Proposed-res-gt, mel + Griffin–Lim, runner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from synthsep_lib import audio
+from synthsep_lib.baselines import oracles as orc
+from synthsep_lib.baselines import resynthesis as rs
+from synthsep_lib.config import FeatureConfig, Profile
+from synthsep_lib.mixing import MANIFEST_COLUMNS, simulate_mixture_paper, write_test_manifest
+from synthsep_lib.runs import RunPaths
+
+CFG = FeatureConfig()
+SR = CFG.sample_rate
+GAIN = 1.49926  # plateau of Σ w_sym·w_per: the authors' ISTFT gain on a GT-phase spectrum
+
+
+def speech_like(seconds: float = 1.0, seed: int = 0, peak: float = 0.5) -> np.ndarray:
+    """Voiced-speech-like signal in the saved-audio layout (see test_resynthesis.py)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(120 + 20 * np.sin(2 * np.pi * 3 * t)) / SR
+    x = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in range(1, 41))
+    x = x * (0.2 + 0.8 * np.sin(2 * np.pi * 1.3 * t) ** 2)
+    x = x + 0.02 * x.std() * rng.standard_normal(x.size)
+    return audio.pad_for_frames(x / np.max(np.abs(x)) * peak, CFG).astype(np.float64)
+
+
+def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(reference**2) / np.sum((reference - estimate) ** 2)))
+
+
+def si_snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    scale = np.dot(estimate, reference) / np.dot(reference, reference)
+    return snr_db(scale * reference, estimate)
+
+
+@pytest.fixture(scope="module")
+def target():
+    return speech_like()
+
+
+@pytest.fixture(scope="module")
+def noise(target):
+    return 0.3 * np.random.default_rng(11).standard_normal(target.size)
+
+
+# --------------------------------------------------------------------------------------
+# IBM-gt
+# --------------------------------------------------------------------------------------
+def test_ibm_without_noise_returns_the_target(target):
+    # s2 = 0 ⇒ its normalised spectrum is 0 everywhere and Ŝ1 < 0 never holds: every unit
+    # is kept, the magnitude is |S1| (within [−50, +30] dB) and the phase is S1's
+    out = orc.ideal_binary_mask(target, np.zeros_like(target), CFG)
+    assert out.shape == target.shape and out.dtype == np.float64
+    assert snr_db(target, out / GAIN) > 60
+    normalised = orc.ideal_binary_mask(target, np.zeros_like(target), CFG, normalise_window=True)
+    assert snr_db(target, normalised) > 60
+
+
+def test_ibm_attenuates_noise_only_regions_by_80_db(target, noise):
+    silent = target.copy()
+    silent[8000:20000] = 0.0
+    out = orc.ideal_binary_mask(silent, noise, CFG)
+    mixture = silent + noise
+    region = slice(9100, 18900)  # frames entirely inside the silent stretch
+    atten = 10 * np.log10(np.sum(mixture[region] ** 2) / np.sum(out[region] ** 2))
+    assert atten >= 80
+    # a target 100 dB down there: the units are masked (× 1e-4 = −80 dB) but carry its
+    # phase, so the output is the noise magnitude − 80 dB (+3.5 dB ISTFT gain)
+    weak = target.copy()
+    weak[8000:20000] *= 1e-5
+    out = orc.ideal_binary_mask(weak, noise, CFG)
+    mixture = weak + noise
+    atten = 10 * np.log10(np.sum(mixture[region] ** 2) / np.sum(out[region] ** 2))
+    assert 70 < atten < 85
+    # elsewhere the target dominates and is kept
+    assert si_snr_db(target[22000:], orc.ideal_binary_mask(target, 0.01 * noise, CFG)[22000:]) > 20
+
+
+def test_ibm_comparison_is_strict(target):
+    # s2 = s1 ⇒ equal normalised spectra ⇒ no unit masked (ties keep): output = 2·s1·gain
+    out = orc.ideal_binary_mask(0.25 * target, 0.25 * target, CFG)
+    assert snr_db(0.5 * target, out / GAIN) > 60
+
+
+def test_ibm_rejects_mismatched_lengths(target):
+    with pytest.raises(ValueError, match="same length"):
+        orc.ideal_binary_mask(target, target[:-256], CFG)
+
+
+# --------------------------------------------------------------------------------------
+# Proposed-res-gt
+# --------------------------------------------------------------------------------------
+def test_res_gt_with_a_consistent_mel_returns_the_target(target):
+    # A mel made from the same periodic-Hann magnitude as Y_lin: clip₊(W⁺·mel) cancels the
+    # clip₊(W⁺W·Y_lin) in the residual, so Y̆ = Y_lin, the target's magnitude. Not bit-exact:
+    # the mel is normalised in float32 and clipped to [−80, +20] dB, Y_lin to [−50, +30] dB.
+    magnitude = np.abs(audio.linear_stft(target, CFG))
+    mel = audio.normalise_mel(magnitude @ audio.mel_basis(CFG).T, CFG)
+    out = orc.proposed_res_gt(mel, target, CFG)
+    assert out.shape == target.shape
+    assert snr_db(target, out / GAIN) > 60
+
+
+def test_res_gt_with_the_encoder_target_mel(target):
+    # The encoder's target mel (r9y9's lws-window mel of target[768:], what the runner
+    # uses) is lower than W·|Hann STFT| by the window gain ratio (Σ lws / Σ Hann ≈ 0.90
+    # for tones, ≈ 0.82 for noise): the in-band part of Y̆ comes back ~1 dB low while the
+    # residual R is exact, so the waveform is close but not equal — ~15 dB SNR and
+    # ~26 dB SI-SNR on this signal. The mixture scale (0.67–1) adds to the mismatch.
+    mel = orc.target_mel(target, CFG)
+    assert mel.shape == (target.size // 256, 80)
+    out = orc.proposed_res_gt(mel, target, CFG)
+    assert si_snr_db(target, out) > 20
+    assert snr_db(target, out / GAIN) > 10
+    scaled = orc.proposed_res_gt(orc.target_mel(0.8 * target, CFG), target, CFG)
+    assert si_snr_db(target, scaled) < si_snr_db(target, out)
+
+
+def test_res_gt_rejects_a_mel_of_the_wrong_length(target):
+    mel = orc.target_mel(target, CFG)
+    with pytest.raises(ValueError, match="mel_norm must have shape"):
+        orc.proposed_res_gt(mel[:-1], target, CFG)
+
+
+# --------------------------------------------------------------------------------------
+# Mel + Griffin–Lim
+# --------------------------------------------------------------------------------------
+def test_mel_griffin_lim(target):
+    mel = orc.target_mel(target, CFG)
+    full = orc.mel_griffin_lim(mel, CFG, n_iter=20, seed=3)
+    assert full.shape == (mel.shape[0] * 256 + 1024,)
+    cut = orc.mel_griffin_lim(mel, CFG, n_iter=20, seed=3, length=target.size)
+    np.testing.assert_array_equal(cut, full[: target.size])
+    assert not np.allclose(cut, orc.mel_griffin_lim(mel, CFG, n_iter=20, seed=4)[: target.size])
+    # converges towards the pinv magnitude
+    lin = rs.mel_to_linear(mel, CFG)
+    one = orc.mel_griffin_lim(mel, CFG, n_iter=1, seed=3)
+    assert rs.spectral_convergence(lin, full, CFG) < rs.spectral_convergence(lin, one, CFG)
+
+
+# --------------------------------------------------------------------------------------
+# Runner
+# --------------------------------------------------------------------------------------
+def _make_run(tmp_path, n_pairs: int = 2) -> RunPaths:
+    """A tiny Chapter-1-like run folder: manifest + float test WAVs of n_pairs pairs."""
+    paths = RunPaths(tmp_path / "runs", "reduced")
+    rows = []
+    for pair in range(n_pairs):
+        s1 = speech_like(0.5 + 0.25 * pair, seed=pair, peak=0.999).astype(np.float32)
+        clip = (0.3 * np.random.default_rng(100 + pair).standard_normal(3000)).astype(np.float32)
+        mix = simulate_mixture_paper(s1, clip)
+        for kind, wav in (
+            ("target", mix.target),
+            ("noise", mix.noise),
+            ("mixture", mix.mixture),
+            ("source", s1),
+        ):
+            audio.save_wav(paths.test_audio / f"{pair:03d}_{kind}.wav", wav, SR, subtype="FLOAT")
+        rows.append(
+            {
+                "pair": pair,
+                "target_id": f"LJ{pair:03d}",
+                "noise_file": f"noise-{pair}.wav",
+                "noise_offset": 0,
+                "noise_peak_scale": mix.noise_gain,
+                "mixture_scale": mix.scale,
+                "snr_db": mix.snr_db,
+                "num_samples": s1.size,
+            }
+        )
+    write_test_manifest(paths.test_manifest, pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)))
+    return paths
+
+
+def test_write_oracle_outputs_writes_and_resumes(tmp_path):
+    paths = _make_run(tmp_path)
+    profile = Profile(name="reduced")
+    first = orc.write_oracle_outputs(paths, profile, progress=False)
+    assert list(first.columns) == ["method", "pair", "path", "written", "seconds"]
+    assert len(first) == 4 * 2 and first["written"].all()
+    assert (
+        set(first["method"]) == set(orc.ORACLES) == {"input", "ibm-gt", "proposed-res-gt", "mel-gl"}
+    )
+    for method in orc.ORACLES:
+        timing = pd.read_csv(paths.outputs(method) / "timing.csv")
+        assert list(timing.columns) == ["pair", "seconds", "audio_seconds"]
+        assert timing["pair"].tolist() == [0, 1]
+        assert (timing["seconds"] >= 0).all()
+        for pair in (0, 1):
+            source, _ = sf.read(paths.test_audio / f"{pair:03d}_source.wav")
+            out, rate = sf.read(paths.outputs(method) / f"{pair:03d}.wav")
+            info = sf.info(paths.outputs(method) / f"{pair:03d}.wav")
+            assert rate == SR and info.subtype == "FLOAT"
+            assert out.shape == source.shape  # cut to length(source), as the Matlab did
+            assert timing.loc[pair, "audio_seconds"] == pytest.approx(source.size / SR)
+            assert np.all(np.isfinite(out)) and np.any(out)
+    mixture, _ = sf.read(paths.test_audio / "000_mixture.wav", dtype="float32")
+    out, _ = sf.read(paths.outputs("input") / "000.wav", dtype="float32")
+    np.testing.assert_array_equal(out, mixture)
+    # the IBM of the test pair is closer to the source than the mixture is
+    source, _ = sf.read(paths.test_audio / "000_source.wav")
+    ibm, _ = sf.read(paths.outputs("ibm-gt") / "000.wav")
+    assert si_snr_db(source, ibm) > si_snr_db(source, mixture.astype(np.float64))
+
+    # second call: everything exists ⇒ nothing recomputed, old timings kept
+    before = {m: (paths.outputs(m) / "timing.csv").read_text() for m in orc.ORACLES}
+    second = orc.write_oracle_outputs(paths, profile, progress=False)
+    assert not second["written"].any()
+    np.testing.assert_allclose(second["seconds"], first["seconds"], rtol=1e-5)
+    assert before == {m: (paths.outputs(m) / "timing.csv").read_text() for m in orc.ORACLES}
+
+    # a deleted output is recomputed alone; the other pair keeps its timing row
+    (paths.outputs("mel-gl") / "001.wav").unlink()
+    third = orc.write_oracle_outputs(paths, profile, methods=["mel-gl"], progress=False)
+    assert third["written"].tolist() == [False, True]
+    timing = pd.read_csv(paths.outputs("mel-gl") / "timing.csv")
+    assert timing["pair"].tolist() == [0, 1]
+    assert timing.loc[0, "seconds"] == pytest.approx(
+        first.set_index(["method", "pair"]).loc[("mel-gl", 0), "seconds"], rel=1e-5
+    )
+
+
+def test_write_oracle_outputs_needs_chapter_one(tmp_path):
+    paths = RunPaths(tmp_path / "runs", "reduced")
+    with pytest.raises(FileNotFoundError, match=r"run Chapter 1 \(01_data_simulation\) first"):
+        orc.write_oracle_outputs(paths, Profile(name="reduced"), progress=False)
+    paths = _make_run(tmp_path, n_pairs=1)
+    (paths.test_audio / "000_noise.wav").unlink()
+    with pytest.raises(FileNotFoundError, match="000_noise.wav.*run Chapter 1"):
+        orc.write_oracle_outputs(paths, Profile(name="reduced"), ["ibm-gt"], progress=False)
+
+
+def test_write_oracle_outputs_rejects_unknown_methods(tmp_path):
+    paths = _make_run(tmp_path, n_pairs=1)
+    with pytest.raises(ValueError, match="unknown oracle method"):
+        orc.write_oracle_outputs(paths, Profile(name="reduced"), ["ibm"], progress=False)

@@ -171,3 +171,13 @@ def test_a_silent_output_is_scored_as_undefined_not_fatal(run):
     assert len(table) == PAIRS
     assert np.isnan(table.set_index("pair").loc[3, "stoi"])
     assert table.set_index("pair").drop(index=3)["stoi"].notna().all()
+
+
+def test_the_cache_forgets_scores_of_rewritten_outputs(run, counted):
+    cfg = load_profile("reduced")
+    runner.evaluate_outputs(run, cfg, n_jobs=1, progress=False)
+    out = runner.output_path(run, "input", 1)
+    audio.save_wav(out, 0.5 * audio.load_wav(out, SR), SR, subtype="FLOAT")
+    runner.evaluate_outputs(run, cfg, n_jobs=1, progress=False)
+    cache = pd.read_csv(run.eval / "metrics.csv")
+    assert len(cache) == 2 * PAIRS

@@ -169,6 +169,12 @@ def evaluate_outputs(
                 ref = require_artifact(reference_path(paths, pair, reference), CHAPTER_ONE)
                 todo.append((method, int(pair), str(output), sha1, str(ref)))
 
+    # Rows for an output file that has since been rewritten can never match again.
+    current = {(m, p, st): h for m, p, h, st in wanted}
+    keys_now = cache[list(KEY_COLUMNS)].astype(str).itertuples(index=False)
+    outdated = [current.get((m, p, st), h) != h for m, p, h, st in keys_now]
+    cache = cache[~pd.Series(outdated, index=cache.index, dtype=bool)]
+
     if todo:
         jobs = (
             delayed(_score)(m, p, o, h, r, cfg.features.sample_rate, metrics, align, settings)

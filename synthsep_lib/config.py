@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FeatureConfig", "DataConfig", "Profile", "load_profile", "PROFILES"]
+__all__ = ["FeatureConfig", "DataConfig", "EncoderConfig", "Profile", "load_profile", "PROFILES"]
 
 PROFILES = ("reduced", "paper")
 
@@ -94,15 +94,82 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EncoderConfig:
+    """Sizes and schedule of the encoder (PAPER_FACTS §2.7, §4). Defaults are the paper's.
+
+    The two streams' dense layers are sized as ``channels × output bins`` so that they
+    reshape onto the output grid: the paper's Proposed model has 4 + 4 channels on the
+    80 mel bins (Dense 320 each), its B1 model 2 + 1 channels on the 512 linear bins
+    (Dense 1024 and 512).
+
+    Attributes
+    ----------
+    block_frames : int
+        Frames per block (64).
+    linear_lstm_units, mel_lstm_units : int
+        LSTM units per direction of the linear-spectrum and mel streams (400, 200).
+    proposed_linear_channels, proposed_mel_channels : int
+        Channels per mel bin of the two streams in the Proposed model (4, 4).
+    b1_linear_channels, b1_mel_channels : int
+        Channels per linear bin of the two streams in the B1 model (2, 1).
+    hourglass_depth : int
+        Levels of the hourglass (3: 64×80 → 8×10 at the bottleneck).
+    hourglass_filters : int
+        Output channels of every residual unit (64); their inner convolutions use half.
+    dropout, recurrent_dropout : float
+        Of both LSTMs (0.25).
+    l2 : float
+        L2 weight on the LSTM and dense kernels, recurrent kernels and biases (1e-7).
+    batch_size : int
+        Blocks per step (32).
+    steps_per_epoch, validation_steps : int
+        Training and validation steps per epoch (200, 20: 1.32 h of audio per epoch).
+    epochs : int
+        Training epochs (500).
+    learning_rate, lr_decay : float
+        Adam's rate 1e-3, multiplied by ``lr_decay ** epoch`` (0.98).
+    feed_workers : int
+        Processes simulating mixtures for the data feed (0: in the training process).
+    seed : int
+        Seed of weights, dropout and the data feed.
+    """
+
+    block_frames: int = 64
+    linear_lstm_units: int = 400
+    mel_lstm_units: int = 200
+    proposed_linear_channels: int = 4
+    proposed_mel_channels: int = 4
+    b1_linear_channels: int = 2
+    b1_mel_channels: int = 1
+    hourglass_depth: int = 3
+    hourglass_filters: int = 64
+    dropout: float = 0.25
+    recurrent_dropout: float = 0.25
+    l2: float = 1e-7
+    batch_size: int = 32
+    steps_per_epoch: int = 200
+    validation_steps: int = 20
+    epochs: int = 500
+    learning_rate: float = 1e-3
+    lr_decay: float = 0.98
+    feed_workers: int = 2
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named bundle of every setting a chapter needs."""
 
     name: str
     features: FeatureConfig = field(default_factory=FeatureConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+SECTIONS = {"features": FeatureConfig, "data": DataConfig, "encoder": EncoderConfig}
 
 
 def _build(cls, values: dict[str, Any], where: str):
@@ -139,11 +206,18 @@ def load_profile(name: str, overrides: dict[str, dict[str, Any]] | None = None) 
     text = resources.files("synthsep_lib").joinpath("profiles", f"{name}.yaml").read_text()
     raw = yaml.safe_load(text) or {}
     for section, values in (overrides or {}).items():
-        if section not in ("features", "data"):
-            raise ValueError(f"unknown profile section {section!r}; expected 'features' or 'data'")
+        if section not in SECTIONS:
+            raise ValueError(
+                f"unknown profile section {section!r}; expected one of {sorted(SECTIONS)}"
+            )
         raw.setdefault(section, {}).update(values)
-    return Profile(
-        name=name,
-        features=_build(FeatureConfig, raw.get("features", {}), f"profile {name!r} [features]"),
-        data=_build(DataConfig, raw.get("data", {}), f"profile {name!r} [data]"),
-    )
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown section(s) {unknown} in profile {name!r}; expected {sorted(SECTIONS)}"
+        )
+    sections = {
+        key: _build(cls, raw.get(key) or {}, f"profile {name!r} [{key}]")
+        for key, cls in SECTIONS.items()
+    }
+    return Profile(name=name, **sections)

@@ -16,6 +16,9 @@ __all__ = [
     "plot_block_layout",
     "plot_delay_sensitivity",
     "plot_grouped_bars",
+    "plot_spectrograms",
+    "plot_training_curves",
+    "plot_weight_map",
 ]
 
 
@@ -208,6 +211,95 @@ def plot_grouped_bars(frame, ylabel: str, title: str | None = None):
         bbox_to_anchor=(0.5, -0.15),
         frameon=False,
     )
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_spectrograms(
+    spectra: Mapping[str, np.ndarray],
+    sample_rate: int,
+    hop_size: int,
+    ylabel: str = "mel bin",
+    title: str | None = None,
+):
+    """Normalised spectra stacked in one column, on a shared time axis.
+
+    Parameters
+    ----------
+    spectra : mapping name -> (T, F) float in [0, 1]
+        E.g. the mixture's, the target's and the predicted mel of one utterance.
+    sample_rate : int
+        Hz.
+    hop_size : int
+        Samples per frame.
+    ylabel : str
+        Label of the frequency axis.
+    """
+    fig, axes = plt.subplots(
+        len(spectra), 1, figsize=(9, 1.9 * len(spectra) + 0.6), sharex=True, squeeze=False
+    )
+    for ax, (name, spec) in zip(axes[:, 0], spectra.items(), strict=True):
+        extent = (0, spec.shape[0] * hop_size / sample_rate, 0, spec.shape[1])
+        image = ax.imshow(
+            spec.T, origin="lower", aspect="auto", extent=extent, vmin=0, vmax=1, cmap="magma"
+        )
+        ax.set_ylabel(ylabel)
+        ax.set_title(name, fontsize=10, loc="left")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.colorbar(image, ax=axes[:, 0].tolist(), shrink=0.8, label="normalised level")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_training_curves(
+    histories: Mapping[str, object], columns: Sequence[str] = ("loss", "val_loss")
+):
+    """Loss per epoch of one or more training runs.
+
+    Parameters
+    ----------
+    histories : mapping name -> pandas.DataFrame
+        Each with an ``epoch`` column (0-based) and the ``columns`` to plot.
+    columns : sequence of str
+        Logged quantities, one line style each (e.g. training and validation loss).
+    """
+    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 3.5), squeeze=False)
+    for ax, (name, history) in zip(axes[0], histories.items(), strict=True):
+        for style, column in zip(("o-", "s--", "^:"), columns, strict=False):
+            if column in history:
+                ax.plot(history["epoch"] + 1, history[column], style, label=column)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("perceptually weighted loss")
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_weight_map(weights: np.ndarray, grid: np.ndarray, title: str | None = None):
+    """The loss weight w(X, X̂) as an image over target level X and estimate level X̂.
+
+    Parameters
+    ----------
+    weights : (n, n) float
+        ``weights[i, j]`` for target ``grid[i]`` and estimate ``grid[j]``.
+    grid : (n,) float
+        Normalised levels in [0, 1].
+    """
+    fig, ax = plt.subplots(figsize=(4.8, 4))
+    extent = (grid[0], grid[-1], grid[0], grid[-1])
+    image = ax.imshow(weights, origin="lower", extent=extent, cmap="viridis", vmin=0, vmax=1)
+    contours = ax.contour(
+        grid, grid, weights, levels=[0.1, 0.25, 0.5, 0.75], colors="white", linewidths=0.7
+    )
+    ax.clabel(contours, fontsize=7)
+    ax.set_xlabel("estimate level X̂")
+    ax.set_ylabel("target level X")
+    fig.colorbar(image, ax=ax, label="weight w")
     if title:
         ax.set_title(title)
     fig.tight_layout()

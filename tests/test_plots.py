@@ -1,0 +1,71 @@
+"""The shared figures draw what they are given (axes, lines, images)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from synthsep_lib import plots  # noqa: E402
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_signal_grid_has_three_rows_per_signal():
+    names = ["target", "noise", "mixture"]
+    signals = {n: RNG.standard_normal(2560) for n in names}
+    fig = plots.plot_signal_grid(
+        signals,
+        {n: RNG.random((10, 512)) for n in names},
+        {n: RNG.random((10, 80)) for n in names},
+        22050,
+        256,
+    )
+    assert len(fig.axes) == 9 + 1  # 3 × 3 panels and the colour bar
+    assert [fig.axes[i].get_title() for i in range(3)] == names
+
+
+def test_histograms_mark_each_mean():
+    fig = plots.plot_histograms({"a": [1.0, 2.0, 3.0], "b": [5.0, 6.0]}, "SNR (dB)")
+    ax = fig.axes[0]
+    assert sorted(round(line.get_xdata()[0], 6) for line in ax.lines) == [2.0, 5.5]
+
+
+def test_block_layout_draws_one_bar_per_block():
+    fig = plots.plot_block_layout(90, [3, 20], [0, 26])
+    assert len(fig.axes[0].patches) == 4
+
+
+def test_delay_sensitivity_panels():
+    table = pd.DataFrame(
+        {"stoi": [1.0, 0.5], "stoi aligned": [1.0, 1.0], "lag found": [0, 64]},
+        index=pd.Index([0, 64]),
+    )
+    fig = plots.plot_delay_sensitivity(table, ["stoi"], search_samples=1102)
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 3
+
+
+def test_grouped_bars_and_spectrograms_and_curves_and_weights():
+    frame = pd.DataFrame(
+        {"input": [0.8, 0.9], "ibm-gt": [0.95, 0.97]}, index=pd.Index(["rain", "wind"], name="x")
+    )
+    assert len(plots.plot_grouped_bars(frame, "STOI").axes[0].patches) == 4
+    fig = plots.plot_spectrograms(
+        {"a": RNG.random((20, 80)), "b": RNG.random((20, 80))}, 22050, 256
+    )
+    assert len(fig.axes) == 3
+    history = pd.DataFrame({"epoch": [0, 1], "loss": [0.1, 0.05], "val_loss": [0.12, 0.07]})
+    assert len(plots.plot_training_curves({"proposed": history}).axes[0].lines) == 2
+    grid = np.linspace(0, 1, 11)
+    assert len(plots.plot_weight_map(np.outer(grid, grid), grid).axes) == 2

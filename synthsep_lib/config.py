@@ -118,6 +118,10 @@ class EncoderConfig:
         Output channels of every residual unit (64); their inner convolutions use half.
     dropout, recurrent_dropout : float
         Of both LSTMs (0.25).
+    batch_norm_momentum : float
+        Momentum of the batch-norm moving statistics used at inference (Keras' 0.99,
+        a memory of ~100 steps: far shorter than the paper's 100 000 steps, but longer
+        than a run of the reduced profile, which therefore uses less).
     l2 : float
         L2 weight on the LSTM and dense kernels, recurrent kernels and biases (1e-7).
     batch_size : int
@@ -145,6 +149,7 @@ class EncoderConfig:
     hourglass_filters: int = 64
     dropout: float = 0.25
     recurrent_dropout: float = 0.25
+    batch_norm_momentum: float = 0.99
     l2: float = 1e-7
     batch_size: int = 32
     steps_per_epoch: int = 200

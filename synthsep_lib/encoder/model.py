@@ -48,20 +48,20 @@ def _l2(weight: float):
     return keras.regularizers.L2(weight) if weight else None
 
 
-def _residual(x, filters: int, name: str):
+def _residual(x, filters: int, name: str, momentum: float):
     """SCN residual unit (PAPER_FACTS §4.2): conv block + identity or 1×1 projection skip.
 
     Conv block: BN → ReLU → Conv 3×3 (f/2) → BN → ReLU → Conv 3×3 (f/2) → BN → ReLU →
     Conv 1×1 (f), all ``same`` with bias; no activation after the sum.
     """
     half = filters // 2
-    y = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    y = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn1")(x)
     y = layers.ReLU(name=f"{name}_relu1")(y)
     y = layers.Conv2D(half, 3, padding="same", name=f"{name}_conv1")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    y = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn2")(y)
     y = layers.ReLU(name=f"{name}_relu2")(y)
     y = layers.Conv2D(half, 3, padding="same", name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn3")(y)
+    y = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn3")(y)
     y = layers.ReLU(name=f"{name}_relu3")(y)
     y = layers.Conv2D(filters, 1, padding="same", name=f"{name}_conv3")(y)
     skip = x
@@ -70,7 +70,7 @@ def _residual(x, filters: int, name: str):
     return layers.Add(name=f"{name}_add")([y, skip])
 
 
-def _hourglass(x, level: int, depth: int, filters: int):
+def _hourglass(x, level: int, depth: int, filters: int, momentum: float):
     """Hourglass recursion of the original (PAPER_FACTS §4.2), outermost level = 1.
 
     ``up1 = Res(x)``; ``low1 = Res(MaxPool(x))``; ``low3 = Res(inner hourglass(low1))``,
@@ -79,11 +79,11 @@ def _hourglass(x, level: int, depth: int, filters: int):
     n equals ``depth + 1 - level`` here.
     """
     tag = f"hg{level}"
-    up1 = _residual(x, filters, f"{tag}_up1")
+    up1 = _residual(x, filters, f"{tag}_up1", momentum)
     low = layers.MaxPooling2D(pool_size=2, strides=2, name=f"{tag}_pool")(x)
-    low1 = _residual(low, filters, f"{tag}_low1")
-    low2 = _hourglass(low1, level + 1, depth, filters) if level < depth else low1
-    low3 = _residual(low2, filters, f"{tag}_low3")
+    low1 = _residual(low, filters, f"{tag}_low1", momentum)
+    low2 = _hourglass(low1, level + 1, depth, filters, momentum) if level < depth else low1
+    low3 = _residual(low2, filters, f"{tag}_low3", momentum)
     up2 = layers.UpSampling2D(size=2, interpolation="nearest", name=f"{tag}_upsample")(low3)
     return layers.Add(name=f"{tag}_add")([up1, up2])
 
@@ -209,9 +209,9 @@ def build_encoder(
     third_name, third_input = ("input2", input2) if variant == "proposed" else ("input1", input1)
     third = layers.Reshape((frames, out_bins, 1), name=f"{third_name}_reshape")(third_input)
     h = layers.Concatenate(axis=-1, name="stack")([linear, mel, third])
-    y = _hourglass(h, 1, depth, filters)
+    y = _hourglass(h, 1, depth, filters, cfg.batch_norm_momentum)
     y = layers.Concatenate(axis=-1, name="head_concat")([y, third])
-    y = _residual(y, filters, "head_res")
+    y = _residual(y, filters, "head_res", cfg.batch_norm_momentum)
     output = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="output")(y)
     return keras.Model([input1, input2], output, name=f"encoder_{variant}")
 

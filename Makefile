@@ -15,7 +15,7 @@ TORCH_INDEX ?=
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.synthsep-installed
-LWS_STAMP := $(VENV)/.lws-installed
+REF_STAMP := $(VENV)/.references-installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
@@ -38,10 +38,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	touch $@
 
-# lws is the reference the feature tests compare against; it builds only this way.
-$(LWS_STAMP): $(STAMP)
+# Reference implementations the tests compare against (test-only): lws builds only this
+# way; wavenet_vocoder 0.1.1 is installed without its dependencies (it would pin old ones).
+$(REF_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet cython wheel 'setuptools>=70'
 	LWS_USE_CYTHON=1 $(BIN)/python -m pip install --quiet --no-build-isolation lws==1.2.8
+	$(BIN)/python -m pip install --quiet --no-deps wavenet_vocoder==0.1.1
 	touch $@
 
 corpus: $(STAMP)
@@ -54,13 +56,13 @@ book: chapters
 	@$(BIN)/python tools/book.py render --executed _build/executed --out _build/html
 	@echo "The book is ready: open file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) $(LWS_STAMP) corpus
+test: $(STAMP) $(REF_STAMP) corpus
 	$(BIN)/python -m pytest tests --profile $(PROFILE) --data-root $(DATA_ROOT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-benchmarks: $(STAMP) $(LWS_STAMP)
+benchmarks: $(STAMP) $(REF_STAMP)
 	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:

@@ -1,0 +1,17 @@
+"""The WaveNet vocoder: from an 80-band mel spectrogram to a 22.05 kHz waveform.
+
+PyTorch, as in the paper. A re-implementation of r9y9's ``wavenet_vocoder`` (commit
+2092a64 / PyPI 0.1.1, ``legacy=True``) with the same module tree and parameter names,
+so that the published LJSpeech checkpoint loads unchanged (PAPER_FACTS §6).
+
+- ``synthsep_lib.vocoder.wavenet``: ``WaveNetConfig``, ``WaveNet`` (teacher-forced
+  forward, cached incremental generation for any batch size), ``load_r9y9_state_dict``,
+  ``to_r9y9_state_dict``, ``load_r9y9_checkpoint``.
+- ``synthsep_lib.vocoder.mixture``: the discretised mixture-of-logistics loss, sampling
+  and a per-step probability helper for figures.
+
+This package file imports nothing heavy; import the submodules (which import torch)
+explicitly.
+
+Used in: Chapter 3 (03_wavenet_vocoder)
+"""

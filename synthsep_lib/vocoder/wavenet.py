@@ -1,0 +1,741 @@
+"""WaveNet vocoder with r9y9's layout: forward, cached generation, checkpoint import.
+
+Re-implements r9y9 ``wavenet_vocoder`` (commit 2092a64 = PyPI 0.1.1 with
+``legacy=True``) for ``input_type="raw"`` with a mixture-of-logistics output and local
+(mel) conditioning (PAPER_FACTS §6). Module tree and parameter names are those of the
+reference, so the published LJSpeech checkpoint loads unchanged:
+
+``first_conv``, ``conv_layers.{i}.{conv, conv1x1c, conv1x1_out, conv1x1_skip}``,
+``last_conv_layers.{1,3}``, ``upsample_conv.{0,2,4,6}``.
+
+Weight normalisation uses ``torch.nn.utils.parametrizations.weight_norm`` (keys
+``<module>.parametrizations.weight.original0`` = g, ``...original1`` = v);
+:func:`load_r9y9_state_dict` and :func:`to_r9y9_state_dict` translate from/to the
+published ``weight_g`` / ``weight_v`` names.
+
+Used in: Chapter 3 (03_wavenet_vocoder)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pickle
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
+
+from synthsep_lib.vocoder.mixture import LOG_SCALE_MIN, sample_from_discretized_mix_logistic
+
+__all__ = [
+    "WaveNetConfig",
+    "WaveNet",
+    "ResidualLayer",
+    "load_r9y9_state_dict",
+    "to_r9y9_state_dict",
+    "load_r9y9_checkpoint",
+]
+
+_SQRT_HALF = math.sqrt(0.5)
+
+
+@dataclass
+class WaveNetConfig:
+    """Hyper-parameters of the WaveNet vocoder (r9y9 names; PAPER_FACTS §6.1).
+
+    Attributes
+    ----------
+    out_channels : int
+        Output channels = 3 x number of logistic components (30 = 10 components).
+    layers, stacks : int
+        Residual layers in total and number of dilation cycles; layer i has dilation
+        ``2 ** (i % (layers // stacks))``.
+    residual_channels, gate_channels, skip_out_channels : int
+        Widths of the residual path, the gated convolution (split in two halves) and
+        the skip path.
+    kernel_size : int
+        Taps of the dilated causal convolutions.
+    dropout : float
+        Dropout probability on each residual layer's input (training only).
+    cin_channels : int
+        Mel bands of the local conditioning.
+    upsample_scales : list of int
+        Time strides of the ConvTranspose2d upsampling; their product is the hop (256).
+    freq_axis_kernel_size : int
+        Frequency-axis kernel of the upsampling convolutions.
+    weight_normalization : bool
+        Weight-normalise every convolution.
+    legacy : bool
+        r9y9's legacy skip rule ``S_k = (S_{k-1} + s_k) * sqrt(0.5)``; False: plain sum.
+    log_scale_min : float
+        Lower clamp of the mixture log-scales (ln 1e-14).
+    """
+
+    out_channels: int = 30
+    layers: int = 24
+    stacks: int = 4
+    residual_channels: int = 512
+    gate_channels: int = 512
+    skip_out_channels: int = 256
+    kernel_size: int = 3
+    dropout: float = 1 - 0.95
+    cin_channels: int = 80
+    upsample_scales: list[int] = field(default_factory=lambda: [4, 4, 4, 4])
+    freq_axis_kernel_size: int = 3
+    weight_normalization: bool = True
+    legacy: bool = True
+    log_scale_min: float = LOG_SCALE_MIN
+
+    def __post_init__(self):
+        if self.layers % self.stacks:
+            raise ValueError(f"layers ({self.layers}) must be a multiple of stacks ({self.stacks})")
+        if self.gate_channels % 2 or self.out_channels % 3:
+            raise ValueError(
+                f"gate_channels must be even and out_channels a multiple of 3; got "
+                f"{self.gate_channels}, {self.out_channels}"
+            )
+        self.upsample_scales = [int(s) for s in self.upsample_scales]
+
+    @classmethod
+    def paper(cls) -> WaveNetConfig:
+        """The LJSpeech mixture model of the paper (24 737 396 parameters)."""
+        return cls()
+
+    @classmethod
+    def small(cls) -> WaveNetConfig:
+        """A tiny model for tests and the reduced book (same structure, few channels)."""
+        return cls(layers=4, stacks=2, residual_channels=16, gate_channels=16, skip_out_channels=8)
+
+    @property
+    def hop_size(self) -> int:
+        """Audio samples per conditioning frame (product of ``upsample_scales``)."""
+        return math.prod(self.upsample_scales)
+
+    @property
+    def dilations(self) -> list[int]:
+        """Dilation of each residual layer."""
+        per_stack = self.layers // self.stacks
+        return [2 ** (i % per_stack) for i in range(self.layers)]
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field in samples: (kernel - 1) * sum(dilations) + 1 (505 for paper)."""
+        return (self.kernel_size - 1) * sum(self.dilations) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WaveNetConfig:
+        """Build from a dict; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown WaveNetConfig keys {unknown}; expected some of {names}")
+        return cls(**dict(d))
+
+
+def _wn(module: nn.Module, enabled: bool) -> nn.Module:
+    return weight_norm(module, dim=0) if enabled else module
+
+
+def _conv1d(c_in, c_out, kernel_size, dilation, wn):
+    """Conv1d initialised like r9y9 (N(0, sqrt(1/(k C_in))), bias 0), then weight norm."""
+    m = nn.Conv1d(c_in, c_out, kernel_size, dilation=dilation)
+    nn.init.normal_(m.weight, 0.0, math.sqrt(1.0 / (kernel_size * c_in)))
+    nn.init.zeros_(m.bias)
+    return _wn(m, wn)
+
+
+class ResidualLayer(nn.Module):
+    """One gated residual layer (r9y9 ``ResidualConv1dGLU``, local conditioning only).
+
+    Parameters
+    ----------
+    residual_channels, gate_channels, skip_out_channels, cin_channels : int
+        Channel widths.
+    kernel_size, dilation : int
+        Dilated causal convolution.
+    dropout : float
+        Dropout probability on the input (training only).
+    weight_normalization : bool
+        Weight-normalise the four convolutions.
+
+    Used in: Chapter 3 (03_wavenet_vocoder)
+    """
+
+    def __init__(
+        self,
+        residual_channels,
+        gate_channels,
+        skip_out_channels,
+        cin_channels,
+        kernel_size,
+        dilation,
+        dropout,
+        weight_normalization=True,
+    ):
+        super().__init__()
+        self.dilation = dilation
+        self.kernel_size = kernel_size
+        self.dropout = dropout
+        wn = weight_normalization
+        self.conv = _conv1d(residual_channels, gate_channels, kernel_size, dilation, wn)
+        self.conv1x1c = _conv1d(cin_channels, gate_channels, 1, 1, wn)
+        half = gate_channels // 2
+        self.conv1x1_out = _conv1d(half, residual_channels, 1, 1, wn)
+        self.conv1x1_skip = _conv1d(half, skip_out_channels, 1, 1, wn)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, R, T), upsampled conditioning c (B, cin, T) -> (residual out, skip)."""
+        residual = x
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = self.conv(F.pad(x, ((self.kernel_size - 1) * self.dilation, 0)))
+        a, b = x.chunk(2, dim=1)
+        ca, cb = self.conv1x1c(c).chunk(2, dim=1)
+        z = torch.tanh(a + ca) * torch.sigmoid(b + cb)
+        s = self.conv1x1_skip(z)
+        x = (self.conv1x1_out(z) + residual) * _SQRT_HALF
+        return x, s
+
+
+class WaveNet(nn.Module):
+    """Mel-conditioned WaveNet with a mixture-of-logistics output (r9y9 layout).
+
+    Parameters
+    ----------
+    config : WaveNetConfig, optional
+        Hyper-parameters (default: the paper's, ``WaveNetConfig.paper()``).
+
+    Used in: Chapter 3 (03_wavenet_vocoder)
+    """
+
+    def __init__(self, config: WaveNetConfig | None = None):
+        super().__init__()
+        cfg = config if config is not None else WaveNetConfig.paper()
+        self.config = cfg
+        wn = cfg.weight_normalization
+        self.first_conv = _conv1d(1, cfg.residual_channels, 1, 1, wn)
+        self.conv_layers = nn.ModuleList(
+            ResidualLayer(
+                cfg.residual_channels,
+                cfg.gate_channels,
+                cfg.skip_out_channels,
+                cfg.cin_channels,
+                cfg.kernel_size,
+                d,
+                cfg.dropout,
+                wn,
+            )
+            for d in cfg.dilations
+        )
+        self.last_conv_layers = nn.ModuleList(
+            [
+                nn.ReLU(),
+                _conv1d(cfg.skip_out_channels, cfg.skip_out_channels, 1, 1, wn),
+                nn.ReLU(),
+                _conv1d(cfg.skip_out_channels, cfg.out_channels, 1, 1, wn),
+            ]
+        )
+        ups = []
+        k_f = cfg.freq_axis_kernel_size
+        for s in cfg.upsample_scales:
+            m = nn.ConvTranspose2d(
+                1, 1, (k_f, s), stride=(1, s), padding=((k_f - 1) // 2, 0), dilation=1
+            )
+            nn.init.constant_(m.weight, 1.0 / k_f)
+            nn.init.zeros_(m.bias)
+            ups += [_wn(m, wn), nn.ReLU()]
+        self.upsample_conv = nn.ModuleList(ups)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field in samples (505 for the paper's model)."""
+        return self.config.receptive_field
+
+    @property
+    def hop_size(self) -> int:
+        """Audio samples per mel frame (256)."""
+        return self.config.hop_size
+
+    def num_parameters(self) -> int:
+        """Number of trainable scalars (24 737 396 for the paper's model)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # --------------------------------------------------------------------- forward
+    def upsample(self, c: torch.Tensor) -> torch.Tensor:
+        """Upsample mel frames to audio rate.
+
+        Parameters
+        ----------
+        c : torch.Tensor, shape (B, cin, Tc)
+            Normalised mel spectrogram (values in [0, 1]), one column per hop.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, cin, hop * Tc)
+        """
+        if c.dim() != 3 or c.size(1) != self.config.cin_channels:
+            raise ValueError(
+                f"c must have shape (B, {self.config.cin_channels}, Tc); got {tuple(c.shape)}"
+            )
+        c = c.unsqueeze(1)
+        for f in self.upsample_conv:
+            c = f(c)
+        return c.squeeze(1)
+
+    def _skip_sum(self, skips, s):
+        if skips is None:
+            return s
+        return (skips + s) * _SQRT_HALF if self.config.legacy else skips + s
+
+    def forward_upsampled(self, x: torch.Tensor, c_up: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced forward with conditioning already at audio rate.
+
+        x (B, 1, T), c_up (B, cin, T) -> mixture parameters (B, out_channels, T).
+        """
+        h = self.first_conv(x)
+        skips = None
+        for layer in self.conv_layers:
+            h, s = layer(h, c_up)
+            skips = self._skip_sum(skips, s)
+        out = skips
+        for f in self.last_conv_layers:
+            out = f(out)
+        return out
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, softmax: bool = False) -> torch.Tensor:
+        """Teacher-forced forward pass (training, evaluation of the likelihood).
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, 1, T)
+            Input audio in [-1, 1]; output step t predicts the sample after x[t].
+        c : torch.Tensor, shape (B, cin, Tc)
+            Mel conditioning with ``T = hop * Tc``.
+        softmax : bool
+            Apply a softmax over the channel axis (r9y9 compatibility; not meaningful
+            for mixture outputs).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, out_channels, T)
+            Mixture logits, means and log-scales per time step.
+        """
+        if x.dim() != 3 or x.size(1) != 1:
+            raise ValueError(f"x must have shape (B, 1, T); got {tuple(x.shape)}")
+        c_up = self.upsample(c)
+        if c_up.size(-1) != x.size(-1):
+            raise ValueError(
+                f"audio length {x.size(-1)} must equal hop ({self.hop_size}) x mel frames "
+                f"({c.size(-1)}) = {c_up.size(-1)}"
+            )
+        out = self.forward_upsampled(x, c_up)
+        return F.softmax(out, dim=1) if softmax else out
+
+    # ------------------------------------------------------------------ generation
+    def _initial(self, initial_input, b, device, dtype):
+        if initial_input is None:
+            return torch.zeros(b, device=device, dtype=dtype)
+        x0 = torch.as_tensor(initial_input, device=device, dtype=dtype).reshape(-1)
+        if x0.numel() == 1:
+            x0 = x0.expand(b)
+        if x0.numel() != b:
+            raise ValueError(f"initial_input must hold 1 or B={b} values; got {x0.numel()}")
+        return x0.clone()
+
+    @staticmethod
+    def _progress(iterable, progress):
+        if not progress:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc="WaveNet generation", unit="sample", mininterval=1.0)
+
+    @torch.no_grad()
+    def folded_weights(self) -> dict[str, torch.Tensor]:
+        """Effective (weight-norm folded) weights and biases as plain tensors.
+
+        Returns a dict ``{"<module>.weight": W, "<module>.bias": b}`` for every
+        convolution, with ``W = g v / ||v||`` when weight normalisation is on.
+        """
+        out = {}
+        for name, m in self.named_modules():
+            if isinstance(m, (nn.Conv1d, nn.ConvTranspose2d)):
+                out[f"{name}.weight"] = m.weight.detach().clone()
+                out[f"{name}.bias"] = m.bias.detach().clone()
+        return out
+
+    @torch.no_grad()
+    def generate(
+        self,
+        c: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        initial_input: torch.Tensor | float | None = None,
+        progress: bool = False,
+        chunk_size: int = 1024,
+    ) -> torch.Tensor:
+        """Autoregressive sampling with cached convolution queues (r9y9 ``wavegen``).
+
+        Weight normalisation is folded into plain weights once; each dilated convolution
+        keeps a ring buffer of its last ``(k-1) d + 1`` inputs, so one step costs one
+        matrix product per convolution. The conditioning terms of all layers are
+        computed ``chunk_size`` steps at a time. Works for any batch size B.
+
+        Parameters
+        ----------
+        c : torch.Tensor, shape (B, cin, Tc)
+            Mel conditioning; ``hop * Tc`` samples are generated.
+        generator : torch.Generator, optional
+            Source of the sampling uniforms (default: the global generator). Draws per
+            step, in order: (B, K) Gumbel uniforms, then (B,) logistic uniforms.
+        initial_input : float or torch.Tensor of 1 or B values, optional
+            Input of the first step (default 0.0, as r9y9).
+        progress : bool
+            Show a tqdm progress bar.
+        chunk_size : int
+            Steps whose conditioning is precomputed at once (memory vs. speed).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, hop * Tc)
+            Waveform in [-1, 1] at the audio rate (22 050 Hz for the paper's model).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return self._generate_cached(c, generator, initial_input, progress, chunk_size)
+        finally:
+            self.train(was_training)
+
+    def _generate_cached(self, c, generator, initial_input, progress, chunk_size):
+        cfg = self.config
+        w = self.folded_weights()
+        c_up = self.upsample(c)  # (B, cin, T)
+        b, _, t_total = c_up.shape
+        dev, dt = c_up.device, c_up.dtype
+        k = cfg.kernel_size
+        r = cfg.residual_channels
+
+        def lin(name):  # 1x1 conv -> (W^T (C_in, C_out), bias)
+            return w[f"{name}.weight"][:, :, 0].t().contiguous(), w[f"{name}.bias"]
+
+        first_w = w["first_conv.weight"][:, 0, 0]  # (R,)
+        first_b = w["first_conv.bias"]
+        layers = []
+        for i, d in enumerate(cfg.dilations):
+            pre = f"conv_layers.{i}"
+            wc = w[f"{pre}.conv.weight"]  # (G, R, k); taps ordered oldest first
+            w_dil = wc.permute(2, 1, 0).reshape(k * r, -1).contiguous()  # (k R, G)
+            layers.append(
+                dict(
+                    d=d,
+                    size=(k - 1) * d + 1,
+                    w_dil=w_dil,
+                    b_dil=w[f"{pre}.conv.bias"],
+                    w_c=w[f"{pre}.conv1x1c.weight"][:, :, 0],  # (G, cin)
+                    b_c=w[f"{pre}.conv1x1c.bias"],
+                    out=lin(f"{pre}.conv1x1_out"),
+                    skip=lin(f"{pre}.conv1x1_skip"),
+                    buf=torch.zeros(b, (k - 1) * d + 1, r, device=dev, dtype=dt),
+                )
+            )
+        head1 = lin("last_conv_layers.1")
+        head2 = lin("last_conv_layers.3")
+
+        x_t = self._initial(initial_input, b, dev, dt)
+        out = torch.empty(b, t_total, device=dev, dtype=dt)
+        cond = None
+        for t in self._progress(range(t_total), progress):
+            j = t % chunk_size
+            if j == 0:  # conditioning terms of every layer for the next chunk: (L, B, T', G)
+                c_chunk = c_up[:, :, t : t + chunk_size].transpose(1, 2)
+                cond = torch.stack(
+                    [
+                        torch.addmm(
+                            ly["b_c"], c_chunk.reshape(-1, c_chunk.size(-1)), ly["w_c"].t()
+                        ).view(b, c_chunk.size(1), -1)
+                        for ly in layers
+                    ]
+                )
+            h = x_t[:, None] * first_w + first_b  # (B, R)
+            skips = None
+            for li, ly in enumerate(layers):
+                buf, size, d = ly["buf"], ly["size"], ly["d"]
+                pos = t % size
+                buf[:, pos] = h
+                idx = [(t - (k - 1 - m) * d) % size for m in range(k)]
+                taps = buf[:, idx].reshape(b, k * r)  # tap-major, channel-minor
+                g = torch.addmm(ly["b_dil"], taps, ly["w_dil"]) + cond[li, :, j]
+                a, bb = g.chunk(2, dim=1)
+                z = torch.tanh(a) * torch.sigmoid(bb)
+                s = torch.addmm(ly["skip"][1], z, ly["skip"][0])
+                h = (torch.addmm(ly["out"][1], z, ly["out"][0]) + h) * _SQRT_HALF
+                skips = self._skip_sum(skips, s)
+            y = torch.addmm(head1[1], torch.relu(skips), head1[0])
+            y = torch.addmm(head2[1], torch.relu(y), head2[0])  # (B, 3K)
+            x_t = sample_from_discretized_mix_logistic(y, cfg.log_scale_min, generator=generator)
+            out[:, t] = x_t
+        return out
+
+    @torch.no_grad()
+    def generate_naive(
+        self,
+        c: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        initial_input: torch.Tensor | float | None = None,
+        length: int | None = None,
+    ) -> torch.Tensor:
+        """Reference sampler that reruns the full forward pass at every step (testing only).
+
+        Each step runs :meth:`forward_upsampled` on the last ``receptive_field`` inputs,
+        so it costs O(T x receptive field); use short lengths. Same random draws, in
+        the same order, as :meth:`generate`.
+
+        Parameters
+        ----------
+        c : torch.Tensor, shape (B, cin, Tc)
+        generator, initial_input
+            As in :meth:`generate`.
+        length : int, optional
+            Stop after this many samples (default ``hop * Tc``).
+
+        Returns
+        -------
+        torch.Tensor, shape (B, length)
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            c_up = self.upsample(c)
+            b, _, t_total = c_up.shape
+            if length is not None:
+                t_total = min(t_total, int(length))
+            rf = self.receptive_field
+            x = torch.zeros(b, 1, t_total, device=c_up.device, dtype=c_up.dtype)
+            x[:, 0, 0] = self._initial(initial_input, b, c_up.device, c_up.dtype)
+            out = torch.empty(b, t_total, device=c_up.device, dtype=c_up.dtype)
+            for t in range(t_total):
+                lo = max(0, t + 1 - rf)
+                y = self.forward_upsampled(x[:, :, lo : t + 1], c_up[:, :, lo : t + 1])
+                s = sample_from_discretized_mix_logistic(
+                    y[:, :, -1], self.config.log_scale_min, generator=generator
+                )
+                out[:, t] = s
+                if t + 1 < t_total:
+                    x[:, 0, t + 1] = s
+            return out
+        finally:
+            self.train(was_training)
+
+
+# ---------------------------------------------------------------- state-dict import
+_WN_G = "parametrizations.weight.original0"
+_WN_V = "parametrizations.weight.original1"
+
+
+def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.size(0), -1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
+
+
+def _conv_modules(model: nn.Module):
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Conv1d, nn.ConvTranspose2d)):
+            yield name, m
+
+
+def load_r9y9_state_dict(model: WaveNet, state_dict: Mapping[str, torch.Tensor]) -> WaveNet:
+    """Load r9y9 parameters into ``model`` (in place), whatever their naming.
+
+    Accepts for every convolution either the published names ``weight_g`` /
+    ``weight_v`` (old ``torch.nn.utils.weight_norm``), the new parametrisation names
+    ``parametrizations.weight.original0/1``, or a plain ``weight``; plus ``bias``.
+    A ``module.`` prefix (DataParallel) is stripped. Converts between forms as needed
+    (g = ||w|| for a plain weight; W = g v / ||v|| for a model without weight norm).
+
+    Parameters
+    ----------
+    model : WaveNet
+        Target model; its config must match the checkpoint's shapes.
+    state_dict : mapping of str to torch.Tensor
+        E.g. ``checkpoint["state_dict"]`` of the published LJSpeech model (309 tensors).
+
+    Returns
+    -------
+    WaveNet
+        ``model``, for chaining.
+
+    Raises
+    ------
+    KeyError
+        Missing or unexpected keys (all of them named).
+    ValueError
+        A tensor's shape differs from the model's.
+
+    Used in: Chapter 3 (03_wavenet_vocoder)
+    """
+    sd = {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+    used: set[str] = set()
+    missing: list[str] = []
+
+    def take(key):
+        if key in sd:
+            used.add(key)
+            return sd[key]
+        return None
+
+    new: dict[str, torch.Tensor] = {}
+    for name, m in _conv_modules(model):
+        bias = take(f"{name}.bias")
+        if bias is None:
+            missing.append(f"{name}.bias")
+        else:
+            new[f"{name}.bias"] = bias
+        g = take(f"{name}.weight_g")
+        v = take(f"{name}.weight_v")
+        if g is None and v is None:
+            g, v = take(f"{name}.{_WN_G}"), take(f"{name}.{_WN_V}")
+        if g is None and v is None:
+            wt = take(f"{name}.weight")
+            if wt is None:
+                missing.append(f"{name}.weight_g / weight_v")
+                continue
+            g, v = _norm_except_dim0(wt), wt
+        elif g is None or v is None:
+            missing.append(f"{name}.weight_g / weight_v (only one of the pair found)")
+            continue
+        if parametrize.is_parametrized(m, "weight"):
+            new[f"{name}.{_WN_G}"], new[f"{name}.{_WN_V}"] = g, v
+        else:
+            new[f"{name}.weight"] = g * v / _norm_except_dim0(v)
+    unexpected = sorted(set(sd) - used)
+    if missing or unexpected:
+
+        def brief(keys):
+            return f"{keys[:8]}{f' and {len(keys) - 8} more' if len(keys) > 8 else ''}"
+
+        raise KeyError(
+            f"state_dict does not match the WaveNet layout (is the WaveNetConfig right?): "
+            f"missing {brief(missing)}, unexpected {brief(unexpected)}"
+        )
+    own = model.state_dict()
+    for k, v in new.items():
+        if tuple(own[k].shape) != tuple(v.shape):
+            raise ValueError(
+                f"shape of {k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}; "
+                f"is the WaveNetConfig right?"
+            )
+    model.load_state_dict(new, strict=True)
+    return model
+
+
+@torch.no_grad()
+def to_r9y9_state_dict(model: WaveNet) -> OrderedDict[str, torch.Tensor]:
+    """Export parameters with the published r9y9 names and order.
+
+    Every convolution gives ``bias``, ``weight_g``, ``weight_v`` (in that order), the
+    form the published checkpoint and ``wavenet_vocoder==0.1.1`` use (309 tensors for
+    the paper's model). A model without weight norm is exported with g = ||W||, v = W.
+
+    Parameters
+    ----------
+    model : WaveNet
+
+    Returns
+    -------
+    collections.OrderedDict of str to torch.Tensor (detached clones)
+
+    Used in: Chapter 3 (03_wavenet_vocoder)
+    """
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for name, m in _conv_modules(model):
+        out[f"{name}.bias"] = m.bias.detach().clone()
+        if parametrize.is_parametrized(m, "weight"):
+            p = m.parametrizations.weight
+            out[f"{name}.weight_g"] = p.original0.detach().clone()
+            out[f"{name}.weight_v"] = p.original1.detach().clone()
+        else:
+            wt = m.weight.detach().clone()
+            out[f"{name}.weight_g"] = _norm_except_dim0(wt)
+            out[f"{name}.weight_v"] = wt
+    return out
+
+
+def load_r9y9_checkpoint(
+    path_or_dict: str | Path | Mapping[str, Any],
+    config: WaveNetConfig | None = None,
+    *,
+    map_location: str | torch.device = "cpu",
+    allow_pickle: bool = False,
+) -> tuple[WaveNet, dict[str, Any]]:
+    """Build a :class:`WaveNet` from an r9y9 checkpoint (PAPER_FACTS §6.8).
+
+    The checkpoint is a dict with ``state_dict`` (model or EMA weights), ``optimizer``
+    (Adam state or None), ``global_step``, ``global_epoch``, ``global_test_step``; only
+    ``state_dict`` is used for the model. A bare state dict is accepted too.
+
+    Files are read with ``torch.load(weights_only=True)``, which handles the published
+    files (tensors, numbers, dicts, lists only). If a file pickles other objects that
+    raises ``pickle.UnpicklingError``; pass ``allow_pickle=True`` to fall back to full
+    unpickling — only for files from a trusted source, since unpickling can run code.
+
+    Parameters
+    ----------
+    path_or_dict : str, Path or mapping
+        Checkpoint file, or the already loaded dict.
+    config : WaveNetConfig, optional
+        Model hyper-parameters (default: the paper's).
+    map_location : str or torch.device
+        Where tensors are loaded.
+    allow_pickle : bool
+        Allow the unsafe fallback described above.
+
+    Returns
+    -------
+    model : WaveNet
+        In eval mode.
+    info : dict
+        ``global_step``, ``global_epoch``, ``global_test_step`` (None when absent) and
+        ``has_optimizer``.
+
+    Used in: Chapter 3 (03_wavenet_vocoder)
+    """
+    if isinstance(path_or_dict, Mapping):
+        ckpt = path_or_dict
+    else:
+        path = Path(path_or_dict)
+        if not path.is_file():
+            raise FileNotFoundError(f"WaveNet checkpoint not found: {path}")
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            if not allow_pickle:
+                raise pickle.UnpicklingError(
+                    f"{path} holds objects that torch.load(weights_only=True) refuses; if "
+                    f"the file is trusted, pass allow_pickle=True ({e})"
+                ) from e
+            ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    if "state_dict" in ckpt:
+        sd = ckpt["state_dict"]
+    elif any(k.endswith(".bias") for k in ckpt):
+        sd = ckpt
+    else:
+        raise KeyError(f"checkpoint has no 'state_dict'; keys: {sorted(ckpt)[:10]}")
+    model = WaveNet(config)
+    load_r9y9_state_dict(model, sd)
+    model.eval()
+    info = {k: ckpt.get(k) for k in ("global_step", "global_epoch", "global_test_step")}
+    info["has_optimizer"] = ckpt.get("optimizer") is not None
+    return model, info

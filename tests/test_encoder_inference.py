@@ -18,12 +18,13 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:TensorBoard is not installed:UserWarning",
     # Keras' own model.save converts variables with np.array(variable) (NumPy 2 notice)
     "ignore:__array__ implementation:DeprecationWarning",
 )
 
-from synthsep_lib import audio, corpora, mixing  # noqa: E402
+from conftest import ENCODER_TEST_DATA  # noqa: E402
+
+from synthsep_lib import audio, mixing  # noqa: E402
 from synthsep_lib.config import load_profile  # noqa: E402
 from synthsep_lib.encoder import inference  # noqa: E402
 from synthsep_lib.encoder.inference import (  # noqa: E402
@@ -38,7 +39,7 @@ from synthsep_lib.encoder.model import build_encoder  # noqa: E402
 from synthsep_lib.encoder.train import train_encoder  # noqa: E402
 from synthsep_lib.runs import RunPaths  # noqa: E402
 
-DATA_OVERRIDES = {"lj_test_size": 0.25, "test_pairs": 3}
+DATA_OVERRIDES = ENCODER_TEST_DATA
 TINY = {
     "linear_lstm_units": 8,
     "mel_lstm_units": 8,
@@ -57,26 +58,8 @@ def tiny_profile(**encoder):
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    """The 16-utterance mini corpus and Chapter 1's run folder, shared with
-    tests/test_encoder_train.py through the session's temporary folder."""
-    from data_scripts.mini_corpus import build_mini_corpus
-
-    base = tmp_path_factory.getbasetemp() / "encoder_mini"
-    roots = build_mini_corpus(base / "mini", n_utterances=16, clips_per_category=1, progress=False)
-    profile = tiny_profile()
-    lj, esc = corpora.LJSpeech(roots["ljspeech"]), corpora.ESC50(roots["esc50"])
-    paths = RunPaths(base / "runs", "reduced")
-    if paths.splits.exists():
-        splits = corpora.load_splits(paths.splits)
-    else:
-        selection = corpora.select_noise_clips(esc, profile, progress=False)
-        splits = corpora.make_splits(lj, selection, profile)
-        corpora.save_splits(paths.splits, splits)
-    manifest = mixing.make_test_manifest(splits, lj, esc, profile)
-    mixing.write_test_manifest(paths.test_manifest, manifest)
-    mixing.write_test_set(manifest, lj, esc, profile, paths.test_audio, progress=False)
-    return {"lj": lj, "esc": esc, "splits": splits, "data": paths.data}
+def mini(encoder_mini_run):
+    return encoder_mini_run
 
 
 @pytest.fixture(scope="module")

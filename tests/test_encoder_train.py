@@ -26,12 +26,12 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:TensorBoard is not installed:UserWarning",
     # Keras' own model.save converts variables with np.array(variable) (NumPy 2 notice)
     "ignore:__array__ implementation:DeprecationWarning",
 )
 
-from synthsep_lib import corpora, mixing  # noqa: E402
+from conftest import ENCODER_TEST_DATA  # noqa: E402
+
 from synthsep_lib.config import load_profile  # noqa: E402
 from synthsep_lib.encoder import train as train_module  # noqa: E402
 from synthsep_lib.encoder.feed import FeedError, training_feed  # noqa: E402
@@ -45,7 +45,7 @@ from synthsep_lib.encoder.train import (  # noqa: E402
 )
 from synthsep_lib.runs import RunPaths, file_sha1  # noqa: E402
 
-DATA_OVERRIDES = {"lj_test_size": 0.25, "test_pairs": 3}
+DATA_OVERRIDES = ENCODER_TEST_DATA
 TINY = {
     "linear_lstm_units": 8,
     "mel_lstm_units": 8,
@@ -60,31 +60,6 @@ TINY = {
 
 def tiny_profile(**encoder):
     return load_profile("reduced", {"data": DATA_OVERRIDES, "encoder": {**TINY, **encoder}})
-
-
-def make_mini_run(tmp_path_factory):
-    """A 16-utterance mini corpus and Chapter 1's run folder (splits, manifest, test set).
-
-    Built once per session under the session's temporary folder; both encoder test
-    files call it and the second call reuses the files (every step is idempotent).
-    """
-    from data_scripts.mini_corpus import build_mini_corpus
-
-    base = tmp_path_factory.getbasetemp() / "encoder_mini"
-    roots = build_mini_corpus(base / "mini", n_utterances=16, clips_per_category=1, progress=False)
-    profile = tiny_profile()
-    lj, esc = corpora.LJSpeech(roots["ljspeech"]), corpora.ESC50(roots["esc50"])
-    paths = RunPaths(base / "runs", "reduced")
-    if paths.splits.exists():
-        splits = corpora.load_splits(paths.splits)
-    else:
-        selection = corpora.select_noise_clips(esc, profile, progress=False)
-        splits = corpora.make_splits(lj, selection, profile)
-        corpora.save_splits(paths.splits, splits)
-    manifest = mixing.make_test_manifest(splits, lj, esc, profile)
-    mixing.write_test_manifest(paths.test_manifest, manifest)
-    mixing.write_test_set(manifest, lj, esc, profile, paths.test_audio, progress=False)
-    return {"lj": lj, "esc": esc, "splits": splits, "data": paths.data}
 
 
 def tiny_encoder(variant, cfg, *, linear_bins=512, mel_bins=80, block_frames=None):
@@ -106,8 +81,8 @@ def tiny_encoder(variant, cfg, *, linear_bins=512, mel_bins=80, block_frames=Non
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return make_mini_run(tmp_path_factory)
+def mini(encoder_mini_run):
+    return encoder_mini_run
 
 
 @pytest.fixture()

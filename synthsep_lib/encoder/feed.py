@@ -76,23 +76,19 @@ Used in: Chapter 2 (02_encoder)
 
 from __future__ import annotations
 
+import math
 import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras
+import numpy as np
+import soundfile as sf
 
-import math  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections import OrderedDict  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-
-from synthsep_lib import audio, blocks, mixing  # noqa: E402
+from synthsep_lib import audio, blocks, mixing
 
 __all__ = [
     "FEED_VARIANTS",

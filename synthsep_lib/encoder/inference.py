@@ -20,30 +20,25 @@ Used in: Chapter 2 (02_encoder)
 
 from __future__ import annotations
 
-import os
+import hashlib
+import json
+import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras
+import numpy as np
+import pandas as pd
 
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from synthsep_lib import audio, blocks, mixing  # noqa: E402
-from synthsep_lib.encoder.loss import encoder_errors  # noqa: E402
-from synthsep_lib.encoder.model import VARIANTS  # noqa: E402
-from synthsep_lib.encoder.train import (  # noqa: E402
+from synthsep_lib import audio, blocks, mixing
+from synthsep_lib.encoder.loss import encoder_errors
+from synthsep_lib.encoder.model import VARIANTS
+from synthsep_lib.encoder.train import (
     CHAPTER_DATA,
     CHAPTER_ENCODER,
     CHECKPOINT_NAME,
     CONFIG_NAME,
     load_checkpoint,
 )
-from synthsep_lib.runs import (  # noqa: E402
+from synthsep_lib.runs import (
     RunPaths,
     atomic_path,
     file_sha1,

@@ -25,18 +25,14 @@ Used in: Chapter 2 (02_encoder)
 
 from __future__ import annotations
 
-import os
 import re
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras
+import numpy as np
+import pandas as pd
+from keras import layers
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from keras import layers  # noqa: E402
-
-from synthsep_lib.config import EncoderConfig  # noqa: E402
+from synthsep_lib.config import EncoderConfig
 
 __all__ = ["VARIANTS", "build_encoder", "describe_encoder", "count_parameters"]
 

@@ -52,37 +52,33 @@ Used in: Chapter 2 (02_encoder)
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import datetime
+import hashlib
+import importlib.util
+import json
+import math
 import os
+import random
+import re
+import shutil
+import time
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-import csv  # noqa: E402
-import dataclasses  # noqa: E402
-import datetime  # noqa: E402
-import hashlib  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-import zipfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from synthsep_lib import corpora  # noqa: E402
-from synthsep_lib.encoder.feed import FeedError, training_feed, validation_feed  # noqa: E402
-from synthsep_lib.encoder.loss import perceptual_loss  # noqa: E402
-from synthsep_lib.encoder.model import VARIANTS, build_encoder  # noqa: E402
-from synthsep_lib.runs import (  # noqa: E402
+from synthsep_lib import corpora
+from synthsep_lib.encoder.feed import FeedError, training_feed, validation_feed
+from synthsep_lib.encoder.loss import perceptual_loss
+from synthsep_lib.encoder.model import VARIANTS, build_encoder
+from synthsep_lib.runs import (
     RunPaths,
     atomic_path,
     file_sha1,

@@ -16,7 +16,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FeatureConfig", "DataConfig", "EncoderConfig", "Profile", "load_profile", "PROFILES"]
+__all__ = [
+    "FeatureConfig",
+    "DataConfig",
+    "EncoderConfig",
+    "VocoderConfig",
+    "Profile",
+    "load_profile",
+    "PROFILES",
+]
 
 PROFILES = ("reduced", "paper")
 
@@ -162,6 +170,68 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
+class VocoderConfig:
+    """The WaveNet vocoder: architecture, training schedule and synthesis (PAPER_FACTS §6).
+
+    Defaults are the paper's (the r9y9 LJSpeech preset).
+
+    Attributes
+    ----------
+    model : dict
+        Overrides of the paper's architecture (``WaveNetConfig`` fields, e.g.
+        ``layers``, ``residual_channels``, ``input_type``); empty = the paper's model.
+    source : {"pretrained", "train"}
+        Where the weights come from: the published LJSpeech checkpoint (the paper's
+        choice) or training on the clean speech of the training split.
+    batch_size : int
+        Utterance windows per training step (2).
+    max_time_steps : int
+        Window length in samples, rounded down to whole hops (8000 → 7936).
+    learning_rate, warmup_steps : float, int
+        Peak rate and warm-up of the noam schedule (1e-3, 4000 steps).
+    ema_decay : float
+        Decay of the exponential moving average of the weights (0.9999); the average
+        is what synthesises.
+    clip_grad_norm : float
+        Clip the gradient norm to this value; 0 = no clipping (the paper's).
+    steps : int
+        Optimiser steps in total.
+    checkpoint_interval, log_interval : int
+        Steps between checkpoints and between log rows.
+    synthesis_batch : int
+        Segments or utterances generated together in one batch.
+    fold_segment_seconds, fold_overlap_seconds : float
+        Folded generation: length of the segments an utterance is cut into and of
+        their cross-faded overlap; 0 = generate every utterance whole.
+    synthesis_files : int
+        Test files synthesised by the vocoder chapter (0 = all).
+    seed : int
+        Seed of weights, windows, dropout and sampling.
+    """
+
+    model: dict = field(default_factory=dict)
+    source: str = "pretrained"
+    batch_size: int = 2
+    max_time_steps: int = 8000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 4000
+    ema_decay: float = 0.9999
+    clip_grad_norm: float = 0.0
+    steps: int = 1_000_000
+    checkpoint_interval: int = 10_000
+    log_interval: int = 100
+    synthesis_batch: int = 8
+    fold_segment_seconds: float = 0.0
+    fold_overlap_seconds: float = 0.05
+    synthesis_files: int = 0
+    seed: int = 1234
+
+    def __post_init__(self):
+        if self.source not in ("pretrained", "train"):
+            raise ValueError(f"vocoder source must be 'pretrained' or 'train'; got {self.source!r}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named bundle of every setting a chapter needs."""
 
@@ -169,12 +239,18 @@ class Profile:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    vocoder: VocoderConfig = field(default_factory=VocoderConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {"features": FeatureConfig, "data": DataConfig, "encoder": EncoderConfig}
+SECTIONS = {
+    "features": FeatureConfig,
+    "data": DataConfig,
+    "encoder": EncoderConfig,
+    "vocoder": VocoderConfig,
+}
 
 
 def _build(cls, values: dict[str, Any], where: str):

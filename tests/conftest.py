@@ -1,11 +1,16 @@
-"""Shared fixtures: the profile and data root chosen on the command line, and the book
-executed and rendered once per test session (tests/test_book.py)."""
+"""Shared fixtures: the profile and data root chosen on the command line, the book
+executed and rendered once per test session (tests/test_book.py), and a local HTTP
+server on 127.0.0.1 for the download tests."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import sys
+import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -77,3 +82,90 @@ def encoder_mini_run(tmp_path_factory):
     mixing.write_test_manifest(paths.test_manifest, manifest)
     mixing.write_test_set(manifest, lj, esc, profile, paths.test_audio, progress=False)
     return {"lj": lj, "esc": esc, "splits": splits, "data": paths.data}
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the folder; counts hits; can break off a response half way once."""
+
+    def log_message(self, format, *args):  # noqa: A002 - silence the server log
+        pass
+
+    def do_GET(self):  # noqa: N802 - http.server naming
+        path = self.path.split("?")[0]
+        self.server.hits[path] += 1
+        if path in self.server.break_once:
+            self.server.break_once.discard(path)
+            data = (Path(self.directory) / path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        super().do_GET()
+
+
+class LocalServer:
+    """Serves ``root`` on 127.0.0.1 (a free port) from a thread; counts GETs per path."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        handler = functools.partial(_Handler, directory=str(self.root))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.hits = Counter()
+        self.httpd.break_once = set()
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+        self.closed = False
+
+    @property
+    def hits(self) -> Counter:
+        """GET requests per URL path (query string dropped), e.g. ``hits["/a.zip"]``."""
+        return self.httpd.hits
+
+    def put(self, name: str, data: bytes) -> str:
+        """Serve ``data`` as ``/<name>``; return its URL."""
+        (self.root / name).write_bytes(data)
+        return f"{self.url}/{name}"
+
+    def break_next(self, name: str) -> None:
+        """The next GET of ``/<name>`` sends half the body and closes the connection."""
+        self.httpd.break_once.add(f"/{name}")
+
+    def close(self) -> None:
+        """Stop serving (idempotent); afterwards nothing listens on the port."""
+        if self.closed:
+            return
+        self.closed = True
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def local_server(monkeypatch):
+    """Factory ``local_server(root) -> LocalServer``; every server stops after the test.
+
+    Requests to 127.0.0.1 bypass any proxy, and ``SYNTHSEP_MIRROR`` is unset so that only
+    URLs a test chooses are used.
+    """
+    from data_scripts.download import MIRROR_ENV
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    servers: list[LocalServer] = []
+
+    def start(root: Path) -> LocalServer:
+        servers.append(LocalServer(root))
+        return servers[-1]
+
+    yield start
+    for srv in servers:
+        srv.close()

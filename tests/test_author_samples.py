@@ -8,15 +8,11 @@ checksums. Nothing touches the internet, and the authors' unlicensed files are n
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import importlib
 import re
 import sys
-import threading
 import types
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -101,49 +97,12 @@ def samples(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 # --------------------------------------------------------------------------- server
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - silence the server log
-        pass
-
-    def do_GET(self):  # noqa: N802 - http.server naming
-        self.server.hits[self.path.split("?")[0]] += 1
-        super().do_GET()
-
-
-class Server:
-    """Serves ``root`` on 127.0.0.1 and counts GET requests per path."""
-
-    def __init__(self, root: Path):
-        handler = functools.partial(_Handler, directory=str(root))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.hits = Counter()
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def hits(self) -> Counter:
-        return self.httpd.hits
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def server(samples, monkeypatch):
+def server(samples, local_server):
     """Serves the fake samples under ``/AudioSamples/``."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.delenv(MIRROR_ENV, raising=False)
-    srv = Server(samples[0].parent)
+    srv = local_server(samples[0].parent)
     srv.base = f"{srv.url}/AudioSamples/"
-    yield srv
-    srv.close()
+    return srv
 
 
 @pytest.fixture
@@ -280,10 +239,8 @@ def test_404_is_a_clear_error(server, samples, tmp_path):
     assert not [p for p in dest.iterdir() if p.name.startswith("tmp")]
 
 
-def test_unreachable_server_is_a_clear_error(samples, tmp_path, monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    srv = Server(tmp_path)
+def test_unreachable_server_is_a_clear_error(samples, tmp_path, local_server):
+    srv = local_server(tmp_path)
     url = srv.url + "/AudioSamples/"
     srv.close()  # nothing listens on the port any more
     with pytest.raises(

@@ -7,17 +7,13 @@ checksums. Nothing touches the internet.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import struct
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -115,72 +111,11 @@ def md5(data: bytes) -> str:
 # --------------------------------------------------------------------------- server
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the folder; counts hits; can break off a response half way once."""
-
-    def log_message(self, format, *args):  # noqa: A002 - silence the server log
-        pass
-
-    def do_GET(self):  # noqa: N802 - http.server naming
-        path = self.path.split("?")[0]
-        self.server.hits[path] += 1
-        if path in self.server.break_once:
-            self.server.break_once.discard(path)
-            data = (Path(self.directory) / path.lstrip("/")).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        super().do_GET()
-
-
-class LocalServer:
-    def __init__(self, root: Path):
-        self.root = root
-        handler = functools.partial(_Handler, directory=str(root))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.hits = Counter()
-        self.httpd.break_once = set()
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def hits(self) -> Counter:
-        return self.httpd.hits
-
-    def put(self, name: str, data: bytes) -> str:
-        """Serve ``data`` as ``/<name>``; return its URL."""
-        (self.root / name).write_bytes(data)
-        return f"{self.url}/{name}"
-
-    def break_next(self, name: str) -> None:
-        """The next GET of ``/<name>`` sends half the body and closes the connection."""
-        self.httpd.break_once.add(f"/{name}")
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.delenv(MIRROR_ENV, raising=False)
+def server(tmp_path, local_server):
     root = tmp_path / "served"
     root.mkdir()
-    srv = LocalServer(root)
-    yield srv
-    srv.close()
+    return local_server(root)
 
 
 @pytest.fixture

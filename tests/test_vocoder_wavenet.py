@@ -69,7 +69,7 @@ def build_reference(wv, cfg: WaveNetConfig, seed: int = 0):
             upsample_conditional_features=True,
             upsample_scales=cfg.upsample_scales,
             freq_axis_kernel_size=cfg.freq_axis_kernel_size,
-            scalar_input=True,
+            scalar_input=not cfg.mulaw,
             legacy=cfg.legacy,
         )
     with torch.no_grad():
@@ -389,3 +389,80 @@ def test_legacy_flag_changes_skip_rule():
     with torch.no_grad():
         assert not torch.allclose(m_legacy(x, c), m_sum(x, c))
     assert math.isclose(cfg.log_scale_min, math.log(1e-14))
+
+
+# --------------------------------------------------------------------- mu-law output
+def mulaw_config():
+    small = WaveNetConfig.small().to_dict()
+    return WaveNetConfig.from_dict(
+        {**small, "input_type": "mulaw-quantize", "quantize_channels": 256, "out_channels": 256}
+    )
+
+
+def test_mulaw_quantize_matches_r9y9_formulas():
+    from synthsep_lib.vocoder.mulaw import inv_mulaw_quantize, mulaw_quantize
+
+    x = torch.linspace(-1, 1, 10001)
+    q = mulaw_quantize(x)
+    assert q.min() == 0 and q.max() == 255
+    assert int(mulaw_quantize(torch.tensor(0.0))) == 127  # r9y9's initial input
+    # r9y9 (nnmnkwii): y = sign(x) log1p(mu|x|)/log1p(mu); q = int((y + 1)/2 mu)
+    mu = 255
+    y = torch.sign(x.double()) * torch.log1p(mu * x.double().abs()) / math.log1p(mu)
+    assert torch.equal(q, ((y + 1) / 2 * mu).long())
+    # r9y9 truncates, so an expanded class sits on a bin edge: re-quantising it may land
+    # one class lower (why generation keeps class indices, never re-quantised audio)
+    classes = torch.arange(256)
+    assert (mulaw_quantize(inv_mulaw_quantize(classes)) - classes).abs().max() <= 1
+    assert float((inv_mulaw_quantize(q) - x).abs().max()) < 0.05
+
+
+def test_mulaw_config_errors():
+    with pytest.raises(ValueError, match="out_channels = quantize_channels"):
+        WaveNetConfig(input_type="mulaw-quantize", quantize_channels=256, out_channels=30)
+    with pytest.raises(ValueError, match="input_type"):
+        WaveNetConfig(input_type="mulaw")
+
+
+def test_mulaw_forward_matches_reference(ref):
+    wv, _ = ref
+    cfg = mulaw_config()
+    ref_model = build_reference(wv, cfg)
+    model = ours_from(ref_model, cfg)
+    audio, c = inputs(cfg, 2, 2)
+    x = model.model_input(audio[:, 0])
+    assert x.shape == (2, 256, 512) and torch.equal(x.sum(1), torch.ones(2, 512))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, c), ref_model(x, c), atol=1e-5, rtol=1e-5)
+
+
+def test_mulaw_loss_is_cross_entropy_of_the_classes():
+    from synthsep_lib.vocoder.mulaw import mulaw_quantize
+
+    cfg = mulaw_config()
+    model = WaveNet(cfg)
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 256, 50, generator=g)
+    target = torch.rand(2, 50, generator=g) * 2 - 1
+    mask = torch.ones(2, 50)
+    mask[1, 30:] = 0
+    expected = torch.nn.functional.cross_entropy(
+        logits[0].t(), mulaw_quantize(target[0]), reduction="sum"
+    ) + torch.nn.functional.cross_entropy(
+        logits[1, :, :30].t(), mulaw_quantize(target[1, :30]), reduction="sum"
+    )
+    torch.testing.assert_close(model.loss(logits, target, mask), expected / 80)
+
+
+def test_mulaw_cached_generation_equals_naive():
+    cfg = WaveNetConfig.from_dict({**mulaw_config().to_dict(), "layers": 8})
+    torch.manual_seed(21)
+    model = WaveNet(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    _, c = inputs(cfg, 2, 1, seed=22)
+    cached = model.generate(c, generator=torch.Generator().manual_seed(4), chunk_size=100)
+    naive = model.generate_naive(c, generator=torch.Generator().manual_seed(4))
+    assert cached.shape == (2, 256) and cached.std() > 0.01
+    torch.testing.assert_close(cached, naive, atol=0, rtol=0)

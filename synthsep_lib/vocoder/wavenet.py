@@ -33,7 +33,17 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from synthsep_lib.vocoder.mixture import LOG_SCALE_MIN, sample_from_discretized_mix_logistic
+from synthsep_lib.vocoder.mixture import (
+    LOG_SCALE_MIN,
+    discretized_mix_logistic_loss,
+    sample_from_discretized_mix_logistic,
+)
+from synthsep_lib.vocoder.mulaw import (
+    inv_mulaw_quantize,
+    mulaw_cross_entropy,
+    mulaw_quantize,
+    sample_from_softmax,
+)
 
 __all__ = [
     "WaveNetConfig",
@@ -54,7 +64,14 @@ class WaveNetConfig:
     Attributes
     ----------
     out_channels : int
-        Output channels = 3 x number of logistic components (30 = 10 components).
+        Output channels: 3 x number of logistic components (30 = 10 components) for
+        ``input_type="raw"``; ``quantize_channels`` for ``"mulaw-quantize"``.
+    input_type : {"raw", "mulaw-quantize"}
+        ``"raw"``: scalar input in [-1, 1] and a mixture-of-logistics output (the
+        paper's). ``"mulaw-quantize"``: one-hot mu-law input and a softmax over
+        ``quantize_channels`` classes (r9y9's other option; learns faster).
+    quantize_channels : int
+        Discretisation levels: 65536 bins of the mixture, or the mu-law classes (256).
     layers, stacks : int
         Residual layers in total and number of dilation cycles; layer i has dilation
         ``2 ** (i % (layers // stacks))``.
@@ -80,6 +97,8 @@ class WaveNetConfig:
     """
 
     out_channels: int = 30
+    input_type: str = "raw"
+    quantize_channels: int = 65536
     layers: int = 24
     stacks: int = 4
     residual_channels: int = 512
@@ -97,10 +116,20 @@ class WaveNetConfig:
     def __post_init__(self):
         if self.layers % self.stacks:
             raise ValueError(f"layers ({self.layers}) must be a multiple of stacks ({self.stacks})")
-        if self.gate_channels % 2 or self.out_channels % 3:
+        if self.gate_channels % 2:
+            raise ValueError(f"gate_channels must be even; got {self.gate_channels}")
+        if self.input_type == "raw" and self.out_channels % 3:
             raise ValueError(
-                f"gate_channels must be even and out_channels a multiple of 3; got "
-                f"{self.gate_channels}, {self.out_channels}"
+                f"a mixture output needs out_channels = 3 x components; got {self.out_channels}"
+            )
+        if self.input_type == "mulaw-quantize" and self.out_channels != self.quantize_channels:
+            raise ValueError(
+                f"a mu-law output needs out_channels = quantize_channels; got "
+                f"{self.out_channels} and {self.quantize_channels}"
+            )
+        if self.input_type not in ("raw", "mulaw-quantize"):
+            raise ValueError(
+                f"input_type must be 'raw' or 'mulaw-quantize'; got {self.input_type!r}"
             )
         self.upsample_scales = [int(s) for s in self.upsample_scales]
 
@@ -113,6 +142,16 @@ class WaveNetConfig:
     def small(cls) -> WaveNetConfig:
         """A tiny model for tests and the reduced book (same structure, few channels)."""
         return cls(layers=4, stacks=2, residual_channels=16, gate_channels=16, skip_out_channels=8)
+
+    @property
+    def mulaw(self) -> bool:
+        """True for the one-hot mu-law input and softmax output."""
+        return self.input_type == "mulaw-quantize"
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of ``first_conv``: 1 (raw) or ``quantize_channels`` (one-hot)."""
+        return self.quantize_channels if self.mulaw else 1
 
     @property
     def hop_size(self) -> int:
@@ -224,7 +263,7 @@ class WaveNet(nn.Module):
         cfg = config if config is not None else WaveNetConfig.paper()
         self.config = cfg
         wn = cfg.weight_normalization
-        self.first_conv = _conv1d(1, cfg.residual_channels, 1, 1, wn)
+        self.first_conv = _conv1d(cfg.in_channels, cfg.residual_channels, 1, 1, wn)
         self.conv_layers = nn.ModuleList(
             ResidualLayer(
                 cfg.residual_channels,
@@ -302,7 +341,7 @@ class WaveNet(nn.Module):
     def forward_upsampled(self, x: torch.Tensor, c_up: torch.Tensor) -> torch.Tensor:
         """Teacher-forced forward with conditioning already at audio rate.
 
-        x (B, 1, T), c_up (B, cin, T) -> mixture parameters (B, out_channels, T).
+        x (B, in_channels, T), c_up (B, cin, T) -> outputs (B, out_channels, T).
         """
         h = self.first_conv(x)
         skips = None
@@ -319,8 +358,9 @@ class WaveNet(nn.Module):
 
         Parameters
         ----------
-        x : torch.Tensor, shape (B, 1, T)
-            Input audio in [-1, 1]; output step t predicts the sample after x[t].
+        x : torch.Tensor, shape (B, in_channels, T)
+            Input audio in [-1, 1] (raw) or its one-hot mu-law classes (see
+            :meth:`model_input`); output step t predicts the sample after x[t].
         c : torch.Tensor, shape (B, cin, Tc)
             Mel conditioning with ``T = hop * Tc``.
         softmax : bool
@@ -330,10 +370,11 @@ class WaveNet(nn.Module):
         Returns
         -------
         torch.Tensor, shape (B, out_channels, T)
-            Mixture logits, means and log-scales per time step.
+            Mixture logits, means and log-scales per time step, or class logits.
         """
-        if x.dim() != 3 or x.size(1) != 1:
-            raise ValueError(f"x must have shape (B, 1, T); got {tuple(x.shape)}")
+        n_in = self.config.in_channels
+        if x.dim() != 3 or x.size(1) != n_in:
+            raise ValueError(f"x must have shape (B, {n_in}, T); got {tuple(x.shape)}")
         c_up = self.upsample(c)
         if c_up.size(-1) != x.size(-1):
             raise ValueError(
@@ -342,6 +383,48 @@ class WaveNet(nn.Module):
             )
         out = self.forward_upsampled(x, c_up)
         return F.softmax(out, dim=1) if softmax else out
+
+    def model_input(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio (B, T) in [-1, 1] -> network input (B, in_channels, T).
+
+        The samples themselves for ``input_type="raw"``, their one-hot mu-law classes
+        for ``"mulaw-quantize"``.
+        """
+        if not self.config.mulaw:
+            return audio.unsqueeze(1)
+        q = mulaw_quantize(audio, self.config.quantize_channels)
+        return F.one_hot(q, self.config.quantize_channels).transpose(1, 2).to(audio.dtype)
+
+    def loss(
+        self, y_hat: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean negative log-likelihood (nats) of ``target`` over its valid steps.
+
+        Parameters
+        ----------
+        y_hat : torch.Tensor, shape (B, out_channels, T)
+            Predictions for ``target`` (for training: the forward output without its
+            last step, against the audio without its first sample).
+        target : torch.Tensor, shape (B, T)
+            Amplitudes in [-1, 1].
+        mask : torch.Tensor, shape (B, T), optional
+            1 (True) on valid steps, 0 on padding (r9y9's masked losses).
+
+        Returns
+        -------
+        torch.Tensor, scalar
+        """
+        cfg = self.config
+        if cfg.mulaw:
+            nll = mulaw_cross_entropy(y_hat, target)
+        else:
+            nll = discretized_mix_logistic_loss(
+                y_hat, target, cfg.quantize_channels, cfg.log_scale_min, reduce=False
+            )[..., 0]
+        if mask is None:
+            return nll.mean()
+        mask = mask.to(nll.dtype)
+        return (nll * mask).sum() / mask.sum().clamp_min(1.0)
 
     # ------------------------------------------------------------------ generation
     def _initial(self, initial_input, b, device, dtype):
@@ -431,7 +514,10 @@ class WaveNet(nn.Module):
         def lin(name):  # 1x1 conv -> (W^T (C_in, C_out), bias)
             return w[f"{name}.weight"][:, :, 0].t().contiguous(), w[f"{name}.bias"]
 
-        first_w = w["first_conv.weight"][:, 0, 0]  # (R,)
+        mulaw, n_q = cfg.mulaw, cfg.quantize_channels
+        # raw: h = x * w + b with w (R,); mu-law: a one-hot input selects a row of (Q, R)
+        first_w = w["first_conv.weight"][:, :, 0].t().contiguous()
+        first_w = first_w if mulaw else first_w[0]
         first_b = w["first_conv.bias"]
         layers = []
         for i, d in enumerate(cfg.dilations):
@@ -455,6 +541,8 @@ class WaveNet(nn.Module):
         head2 = lin("last_conv_layers.3")
 
         x_t = self._initial(initial_input, b, dev, dt)
+        if mulaw:
+            x_t = mulaw_quantize(x_t, n_q)  # the state is the class index
         out = torch.empty(b, t_total, device=dev, dtype=dt)
         cond = None
         for t in self._progress(range(t_total), progress):
@@ -469,7 +557,7 @@ class WaveNet(nn.Module):
                         for ly in layers
                     ]
                 )
-            h = x_t[:, None] * first_w + first_b  # (B, R)
+            h = (first_w[x_t] if mulaw else x_t[:, None] * first_w) + first_b  # (B, R)
             skips = None
             for li, ly in enumerate(layers):
                 buf, size, d = ly["buf"], ly["size"], ly["d"]
@@ -485,8 +573,14 @@ class WaveNet(nn.Module):
                 skips = self._skip_sum(skips, s)
             y = torch.addmm(head1[1], torch.relu(skips), head1[0])
             y = torch.addmm(head2[1], torch.relu(y), head2[0])  # (B, 3K)
-            x_t = sample_from_discretized_mix_logistic(y, cfg.log_scale_min, generator=generator)
-            out[:, t] = x_t
+            if mulaw:
+                x_t = sample_from_softmax(y, generator=generator)
+                out[:, t] = inv_mulaw_quantize(x_t, n_q)
+            else:
+                x_t = sample_from_discretized_mix_logistic(
+                    y, cfg.log_scale_min, generator=generator
+                )
+                out[:, t] = x_t
         return out
 
     @torch.no_grad()
@@ -523,19 +617,25 @@ class WaveNet(nn.Module):
             b, _, t_total = c_up.shape
             if length is not None:
                 t_total = min(t_total, int(length))
-            rf = self.receptive_field
-            x = torch.zeros(b, 1, t_total, device=c_up.device, dtype=c_up.dtype)
-            x[:, 0, 0] = self._initial(initial_input, b, c_up.device, c_up.dtype)
+            cfg, rf = self.config, self.receptive_field
+            x0 = self._initial(initial_input, b, c_up.device, c_up.dtype)
+            x = self.model_input(torch.zeros(b, t_total, device=c_up.device, dtype=c_up.dtype))
+            x[:, :, :1] = self.model_input(x0[:, None])
             out = torch.empty(b, t_total, device=c_up.device, dtype=c_up.dtype)
             for t in range(t_total):
                 lo = max(0, t + 1 - rf)
                 y = self.forward_upsampled(x[:, :, lo : t + 1], c_up[:, :, lo : t + 1])
-                s = sample_from_discretized_mix_logistic(
-                    y[:, :, -1], self.config.log_scale_min, generator=generator
-                )
-                out[:, t] = s
+                if cfg.mulaw:
+                    q = sample_from_softmax(y[:, :, -1], generator=generator)
+                    out[:, t] = inv_mulaw_quantize(q, cfg.quantize_channels)
+                    nxt = F.one_hot(q, cfg.quantize_channels).to(x.dtype)
+                else:
+                    out[:, t] = sample_from_discretized_mix_logistic(
+                        y[:, :, -1], cfg.log_scale_min, generator=generator
+                    )
+                    nxt = out[:, t, None]
                 if t + 1 < t_total:
-                    x[:, 0, t + 1] = s
+                    x[:, :, t + 1] = nxt
             return out
         finally:
             self.train(was_training)

@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "plot_signal_grid",
+    "plot_listening_distribution",
     "plot_histograms",
     "plot_block_layout",
     "plot_delay_sensitivity",
@@ -300,6 +301,75 @@ def plot_weight_map(weights: np.ndarray, grid: np.ndarray, title: str | None = N
     ax.set_xlabel("estimate level X̂")
     ax.set_ylabel("target level X")
     fig.colorbar(image, ax=ax, label="weight w")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_listening_distribution(distribution, means=None, title: str | None = None):
+    """Answers of a paired-comparison listening test as stacked bars (the paper's Fig. 3).
+
+    One horizontal bar per comparison and attribute, split into the answer categories
+    from "Worse" (red, left) through "Not sure" (grey) to "Better" (blue, right); shares of
+    5 % or more are printed on the bar. If any answer came from a simulated listener the
+    title says so.
+
+    Parameters
+    ----------
+    distribution : pandas.DataFrame
+        From :func:`synthsep_lib.evaluation.listening.answer_distribution`: index
+        (comparison, attribute); one column per category in scale order (percent), and
+        ``n`` and ``simulated``.
+    means : pandas.DataFrame, optional
+        From :func:`~synthsep_lib.evaluation.listening.mean_scores` (same index): the mean
+        score (1-5) and its confidence interval are written beside each bar.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Used in: Chapter 6 (06_listening_test).
+    """
+    categories = [c for c in distribution.columns if c not in ("n", "simulated")]
+    colors = plt.get_cmap("RdBu")(np.linspace(0.12, 0.88, len(categories)))
+    colors[len(categories) // 2] = (0.75, 0.75, 0.75, 1.0)  # the neutral middle in grey
+    labels = [f"{comparison}\n{attribute}" for comparison, attribute in distribution.index]
+    y = np.arange(len(distribution))
+    fig, ax = plt.subplots(figsize=(9, 0.8 * len(distribution) + 1.6))
+    left = np.zeros(len(distribution))
+    for category, color in zip(categories, colors, strict=True):
+        share = distribution[category].to_numpy(float)
+        ax.barh(y, share, left=left, color=color, edgecolor="white", label=category)
+        for yi, (start, width) in enumerate(zip(left, share, strict=True)):
+            if width >= 5:
+                ax.text(start + width / 2, yi, f"{width:.0f}", ha="center", va="center", fontsize=8)
+        left += share
+    if means is not None:
+        for yi, key in enumerate(distribution.index):
+            row = means.loc[key]
+            ax.text(
+                101,
+                yi,
+                f"mean {row['mean']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]",
+                va="center",
+                fontsize=8,
+            )
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()  # first comparison on top
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("answers (%)")
+    ax.legend(
+        ncol=len(categories),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+        fontsize=8,
+        frameon=False,
+    )
+    if bool(distribution["simulated"].any()):
+        title = f"{title or 'Listening test'} (SIMULATED listeners, not real answers)"
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -69,3 +69,27 @@ def test_grouped_bars_and_spectrograms_and_curves_and_weights():
     assert len(plots.plot_training_curves({"proposed": history}).axes[0].lines) == 2
     grid = np.linspace(0, 1, 11)
     assert len(plots.plot_weight_map(np.outer(grid, grid), grid).axes) == 2
+
+
+def test_listening_distribution_stacks_categories_and_labels_simulated_answers():
+    scale = ["Worse", "Slightly worse", "Not sure", "Slightly better", "Better"]
+    index = pd.MultiIndex.from_tuples(
+        [("Proposed vs B1", "naturalness"), ("Proposed vs B1", "preference")],
+        names=["comparison", "attribute"],
+    )
+    distribution = pd.DataFrame(
+        [[0, 5, 7, 41, 47], [10, 10, 20, 30, 30]], index=index, columns=scale
+    ).assign(n=[320, 320], simulated=[False, False])
+    means = pd.DataFrame(
+        {"mean": [4.29, 3.6], "ci_low": [4.2, 3.4], "ci_high": [4.4, 3.8]}, index=index
+    )
+    fig = plots.plot_listening_distribution(distribution, means, title="Fig. 3")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 10  # 5 categories x 2 bars
+    widths = [p.get_width() for p in ax.patches]
+    assert widths[-2:] == [47, 30]  # the "Better" segments, drawn last
+    texts = [t.get_text() for t in ax.texts]
+    assert "mean 4.29 [4.20, 4.40]" in texts and "41" in texts and "0" not in texts
+    assert ax.get_title() == "Fig. 3"
+    simulated = plots.plot_listening_distribution(distribution.assign(simulated=[True, False]))
+    assert "SIMULATED" in simulated.axes[0].get_title()

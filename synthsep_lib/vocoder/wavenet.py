@@ -519,24 +519,33 @@ class WaveNet(nn.Module):
         first_w = w["first_conv.weight"][:, :, 0].t().contiguous()
         first_w = first_w if mulaw else first_w[0]
         first_b = w["first_conv.bias"]
-        layers = []
+        # Skip paths: S = sum_k coef_k s_k (legacy: repeated (S + s) * sqrt(0.5)). The
+        # coefficients are folded into the skip weights, and all layers' skip products
+        # become one matrix product over the stacked gate outputs per step.
+        coefs = [1.0]
+        for _ in cfg.dilations[1:]:
+            coefs = [c * _SQRT_HALF for c in coefs] + [_SQRT_HALF] if cfg.legacy else coefs + [1.0]
+        n_layers, half = len(cfg.dilations), cfg.gate_channels // 2
+        layers, skip_w, skip_b = [], [], 0.0
         for i, d in enumerate(cfg.dilations):
             pre = f"conv_layers.{i}"
             wc = w[f"{pre}.conv.weight"]  # (G, R, k); taps ordered oldest first
-            w_dil = wc.permute(2, 1, 0).reshape(k * r, -1).contiguous()  # (k R, G)
+            w_skip, b_skip = lin(f"{pre}.conv1x1_skip")
+            skip_w.append(w_skip * coefs[i])
+            skip_b = skip_b + b_skip * coefs[i]
             layers.append(
                 dict(
                     d=d,
                     size=(k - 1) * d + 1,
-                    w_dil=w_dil,
-                    b_dil=w[f"{pre}.conv.bias"],
+                    w_dil=wc.permute(2, 1, 0).reshape(k * r, -1).contiguous(),  # (k R, G)
                     w_c=w[f"{pre}.conv1x1c.weight"][:, :, 0],  # (G, cin)
-                    b_c=w[f"{pre}.conv1x1c.bias"],
+                    b=w[f"{pre}.conv1x1c.bias"] + w[f"{pre}.conv.bias"],
                     out=lin(f"{pre}.conv1x1_out"),
-                    skip=lin(f"{pre}.conv1x1_skip"),
                     buf=torch.zeros(b, (k - 1) * d + 1, r, device=dev, dtype=dt),
                 )
             )
+        skip_w = torch.cat(skip_w).contiguous()  # (L G/2, S)
+        gates = torch.empty(b, n_layers, half, device=dev, dtype=dt)
         head1 = lin("last_conv_layers.1")
         head2 = lin("last_conv_layers.3")
 
@@ -547,30 +556,29 @@ class WaveNet(nn.Module):
         cond = None
         for t in self._progress(range(t_total), progress):
             j = t % chunk_size
-            if j == 0:  # conditioning terms of every layer for the next chunk: (L, B, T', G)
+            if j == 0:  # conditioning + biases of every layer for the next chunk: (L, B, T', G)
                 c_chunk = c_up[:, :, t : t + chunk_size].transpose(1, 2)
                 cond = torch.stack(
                     [
                         torch.addmm(
-                            ly["b_c"], c_chunk.reshape(-1, c_chunk.size(-1)), ly["w_c"].t()
+                            ly["b"], c_chunk.reshape(-1, c_chunk.size(-1)), ly["w_c"].t()
                         ).view(b, c_chunk.size(1), -1)
                         for ly in layers
                     ]
                 )
             h = (first_w[x_t] if mulaw else x_t[:, None] * first_w) + first_b  # (B, R)
-            skips = None
             for li, ly in enumerate(layers):
                 buf, size, d = ly["buf"], ly["size"], ly["d"]
-                pos = t % size
-                buf[:, pos] = h
+                buf[:, t % size] = h
                 idx = [(t - (k - 1 - m) * d) % size for m in range(k)]
                 taps = buf[:, idx].reshape(b, k * r)  # tap-major, channel-minor
-                g = torch.addmm(ly["b_dil"], taps, ly["w_dil"]) + cond[li, :, j]
+                g = torch.addmm(cond[li, :, j], taps, ly["w_dil"])
                 a, bb = g.chunk(2, dim=1)
-                z = torch.tanh(a) * torch.sigmoid(bb)
-                s = torch.addmm(ly["skip"][1], z, ly["skip"][0])
-                h = (torch.addmm(ly["out"][1], z, ly["out"][0]) + h) * _SQRT_HALF
-                skips = self._skip_sum(skips, s)
+                z = torch.mul(torch.tanh(a), torch.sigmoid(bb), out=gates[:, li])
+                if li + 1 < n_layers:  # the last layer's residual output is unused
+                    w_out, b_out = ly["out"]
+                    h = torch.addmm(h + b_out, z, w_out, beta=_SQRT_HALF, alpha=_SQRT_HALF)
+            skips = torch.addmm(skip_b, gates.view(b, -1), skip_w)
             y = torch.addmm(head1[1], torch.relu(skips), head1[0])
             y = torch.addmm(head2[1], torch.relu(y), head2[0])  # (B, 3K)
             if mulaw:

@@ -169,3 +169,65 @@ def local_server(monkeypatch):
     yield start
     for srv in servers:
         srv.close()
+
+
+# ---------------------------------------------------------- a tiny Chapter-1 run folder
+def speech_like(seconds: float = 1.0, seed: int = 0, peak: float = 0.5):
+    """Voiced-speech-like signal in the saved-audio layout (see test_resynthesis.py)."""
+    import numpy as np
+
+    from synthsep_lib import audio
+    from synthsep_lib.config import FeatureConfig
+
+    cfg = FeatureConfig()
+    sr = cfg.sample_rate
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(120 + 20 * np.sin(2 * np.pi * 3 * t)) / sr
+    x = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in range(1, 41))
+    x = x * (0.2 + 0.8 * np.sin(2 * np.pi * 1.3 * t) ** 2)
+    x = x + 0.02 * x.std() * rng.standard_normal(x.size)
+    return audio.pad_for_frames(x / np.max(np.abs(x)) * peak, cfg).astype(np.float64)
+
+
+def make_test_run(tmp_path, n_pairs: int = 2):
+    """A tiny Chapter-1-like run folder: manifest + float test WAVs of n_pairs pairs."""
+    import numpy as np
+    import pandas as pd
+
+    from synthsep_lib import audio
+    from synthsep_lib.mixing import (
+        MANIFEST_COLUMNS,
+        simulate_mixture_paper,
+        write_test_manifest,
+    )
+    from synthsep_lib.runs import RunPaths
+
+    sr = 22050
+    paths = RunPaths(tmp_path / "runs", "reduced")
+    rows = []
+    for pair in range(n_pairs):
+        s1 = speech_like(0.5 + 0.25 * pair, seed=pair, peak=0.999).astype(np.float32)
+        clip = (0.3 * np.random.default_rng(100 + pair).standard_normal(3000)).astype(np.float32)
+        mix = simulate_mixture_paper(s1, clip)
+        for kind, wav in (
+            ("target", mix.target),
+            ("noise", mix.noise),
+            ("mixture", mix.mixture),
+            ("source", s1),
+        ):
+            audio.save_wav(paths.test_audio / f"{pair:03d}_{kind}.wav", wav, sr, subtype="FLOAT")
+        rows.append(
+            {
+                "pair": pair,
+                "target_id": f"LJ{pair:03d}",
+                "noise_file": f"noise-{pair}.wav",
+                "noise_offset": 0,
+                "noise_peak_scale": mix.noise_gain,
+                "mixture_scale": mix.scale,
+                "snr_db": mix.snr_db,
+                "num_samples": s1.size,
+            }
+        )
+    write_test_manifest(paths.test_manifest, pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)))
+    return paths

@@ -6,28 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from conftest import make_test_run, speech_like
 
 from synthsep_lib import audio
 from synthsep_lib.baselines import oracles as orc
 from synthsep_lib.baselines import resynthesis as rs
 from synthsep_lib.config import FeatureConfig, Profile
-from synthsep_lib.mixing import MANIFEST_COLUMNS, simulate_mixture_paper, write_test_manifest
 from synthsep_lib.runs import RunPaths
 
 CFG = FeatureConfig()
 SR = CFG.sample_rate
 GAIN = 1.49926  # plateau of Σ w_sym·w_per: the authors' ISTFT gain on a GT-phase spectrum
-
-
-def speech_like(seconds: float = 1.0, seed: int = 0, peak: float = 0.5) -> np.ndarray:
-    """Voiced-speech-like signal in the saved-audio layout (see test_resynthesis.py)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    phase = 2 * np.pi * np.cumsum(120 + 20 * np.sin(2 * np.pi * 3 * t)) / SR
-    x = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in range(1, 41))
-    x = x * (0.2 + 0.8 * np.sin(2 * np.pi * 1.3 * t) ** 2)
-    x = x + 0.02 * x.std() * rng.standard_normal(x.size)
-    return audio.pad_for_frames(x / np.max(np.abs(x)) * peak, CFG).astype(np.float64)
 
 
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -147,39 +136,8 @@ def test_mel_griffin_lim(target):
 # --------------------------------------------------------------------------------------
 # Runner
 # --------------------------------------------------------------------------------------
-def _make_run(tmp_path, n_pairs: int = 2) -> RunPaths:
-    """A tiny Chapter-1-like run folder: manifest + float test WAVs of n_pairs pairs."""
-    paths = RunPaths(tmp_path / "runs", "reduced")
-    rows = []
-    for pair in range(n_pairs):
-        s1 = speech_like(0.5 + 0.25 * pair, seed=pair, peak=0.999).astype(np.float32)
-        clip = (0.3 * np.random.default_rng(100 + pair).standard_normal(3000)).astype(np.float32)
-        mix = simulate_mixture_paper(s1, clip)
-        for kind, wav in (
-            ("target", mix.target),
-            ("noise", mix.noise),
-            ("mixture", mix.mixture),
-            ("source", s1),
-        ):
-            audio.save_wav(paths.test_audio / f"{pair:03d}_{kind}.wav", wav, SR, subtype="FLOAT")
-        rows.append(
-            {
-                "pair": pair,
-                "target_id": f"LJ{pair:03d}",
-                "noise_file": f"noise-{pair}.wav",
-                "noise_offset": 0,
-                "noise_peak_scale": mix.noise_gain,
-                "mixture_scale": mix.scale,
-                "snr_db": mix.snr_db,
-                "num_samples": s1.size,
-            }
-        )
-    write_test_manifest(paths.test_manifest, pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)))
-    return paths
-
-
 def test_write_oracle_outputs_writes_and_resumes(tmp_path):
-    paths = _make_run(tmp_path)
+    paths = make_test_run(tmp_path)
     profile = Profile(name="reduced")
     first = orc.write_oracle_outputs(paths, profile, progress=False)
     assert list(first.columns) == ["method", "pair", "path", "written", "seconds"]
@@ -230,13 +188,13 @@ def test_write_oracle_outputs_needs_chapter_one(tmp_path):
     paths = RunPaths(tmp_path / "runs", "reduced")
     with pytest.raises(FileNotFoundError, match=r"run Chapter 1 \(01_data_simulation\) first"):
         orc.write_oracle_outputs(paths, Profile(name="reduced"), progress=False)
-    paths = _make_run(tmp_path, n_pairs=1)
+    paths = make_test_run(tmp_path, n_pairs=1)
     (paths.test_audio / "000_noise.wav").unlink()
     with pytest.raises(FileNotFoundError, match="000_noise.wav.*run Chapter 1"):
         orc.write_oracle_outputs(paths, Profile(name="reduced"), ["ibm-gt"], progress=False)
 
 
 def test_write_oracle_outputs_rejects_unknown_methods(tmp_path):
-    paths = _make_run(tmp_path, n_pairs=1)
+    paths = make_test_run(tmp_path, n_pairs=1)
     with pytest.raises(ValueError, match="unknown oracle method"):
         orc.write_oracle_outputs(paths, Profile(name="reduced"), ["ibm"], progress=False)

@@ -19,6 +19,8 @@ __all__ = [
     "plot_grouped_bars",
     "plot_spectrograms",
     "plot_training_curves",
+    "plot_receptive_field",
+    "plot_predicted_distributions",
     "plot_weight_map",
 ]
 
@@ -256,27 +258,116 @@ def plot_spectrograms(
 
 
 def plot_training_curves(
-    histories: Mapping[str, object], columns: Sequence[str] = ("loss", "val_loss")
+    histories: Mapping[str, object],
+    columns: Sequence[str] = ("loss", "val_loss"),
+    x: str = "epoch",
+    ylabel: str = "perceptually weighted loss",
+    log_y: bool = True,
 ):
-    """Loss per epoch of one or more training runs.
+    """Loss per epoch (or step) of one or more training runs.
 
     Parameters
     ----------
     histories : mapping name -> pandas.DataFrame
-        Each with an ``epoch`` column (0-based) and the ``columns`` to plot.
+        Each with an ``x`` column (0-based) and the ``columns`` to plot.
     columns : sequence of str
         Logged quantities, one line style each (e.g. training and validation loss).
+    x : str
+        Column on the horizontal axis (``"epoch"`` or ``"step"``), plotted 1-based.
+    ylabel : str
+        Label of the loss axis, with its unit.
+    log_y : bool
+        Logarithmic loss axis.
     """
     fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 3.5), squeeze=False)
     for ax, (name, history) in zip(axes[0], histories.items(), strict=True):
+        marker = len(history) <= 50
         for style, column in zip(("o-", "s--", "^:"), columns, strict=False):
             if column in history:
-                ax.plot(history["epoch"] + 1, history[column], style, label=column)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("perceptually weighted loss")
-        ax.set_yscale("log")
+                ax.plot(
+                    history[x] + 1, history[column], style if marker else style[1:], label=column
+                )
+        ax.set_xlabel(x)
+        ax.set_ylabel(ylabel)
+        if log_y:
+            ax.set_yscale("log")
         ax.set_title(name)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_receptive_field(dilations: Sequence[int], kernel_size: int = 2, title: str | None = None):
+    """Dilated causal convolutions: which past inputs reach the newest output.
+
+    Draws one row of dots per layer (input at the bottom) and the connections of the
+    convolution taps that feed the last output, so the doubling of the reach with each
+    dilation is visible.
+
+    Parameters
+    ----------
+    dilations : sequence of int
+        Dilation of each layer, bottom first (e.g. ``[1, 2, 4, 8]``).
+    kernel_size : int
+        Taps per convolution (the paper's model uses 3).
+    """
+    reach = (kernel_size - 1) * sum(dilations) + 1
+    n = reach + 4
+    fig, ax = plt.subplots(figsize=(min(12, 0.22 * n + 2), 0.55 * len(dilations) + 1.6))
+    levels = len(dilations) + 1
+    for level in range(levels):
+        ax.scatter(np.arange(n), np.full(n, level), s=10, color="0.75", zorder=2)
+    active = {n - 1}
+    for level in range(levels - 1, 0, -1):  # from the output down to the input
+        d = dilations[level - 1]
+        below = set()
+        for t in active:
+            for m in range(kernel_size):
+                src = t - m * d
+                if src >= 0:
+                    ax.plot([src, t], [level - 1, level], color="C0", lw=0.8, zorder=1)
+                    below.add(src)
+        ax.scatter(sorted(active), [level] * len(active), s=18, color="C0", zorder=3)
+        active = below
+    ax.scatter(sorted(active), [0] * len(active), s=18, color="C3", zorder=3)
+    ax.set_yticks(range(levels))
+    ax.set_yticklabels(["input"] + [f"dilation {d}" for d in dilations], fontsize=8)
+    ax.set_xlabel(f"time step (samples); the newest output sees the last {reach} inputs")
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_predicted_distributions(
+    amplitudes: np.ndarray, densities: np.ndarray, actual: Sequence[float], labels: Sequence[str]
+):
+    """The next-sample distribution a WaveNet predicts at a few time steps.
+
+    Parameters
+    ----------
+    amplitudes : (n,) float
+        Amplitude grid in [-1, 1].
+    densities : (k, n) float
+        Probability density over the grid at k time steps (per unit amplitude).
+    actual : sequence of k floats
+        The true next sample at each step (drawn as a vertical line).
+    labels : sequence of k str
+        Panel titles.
+    """
+    k = len(labels)
+    fig, axes = plt.subplots(1, k, figsize=(3.6 * k, 2.9), squeeze=False, sharey=False)
+    for ax, density, x, label in zip(axes[0], densities, actual, labels, strict=True):
+        ax.fill_between(amplitudes, density, color="C0", alpha=0.35, lw=0)
+        ax.plot(amplitudes, density, color="C0", lw=1)
+        ax.axvline(x, color="C3", lw=1.2, ls="--", label="true sample")
+        ax.set_xlabel("next sample amplitude")
+        ax.set_title(label, fontsize=9)
+    axes[0, 0].set_ylabel("probability density")
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

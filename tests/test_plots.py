@@ -93,3 +93,29 @@ def test_listening_distribution_stacks_categories_and_labels_simulated_answers()
     assert ax.get_title() == "Fig. 3"
     simulated = plots.plot_listening_distribution(distribution.assign(simulated=[True, False]))
     assert "SIMULATED" in simulated.axes[0].get_title()
+
+
+def test_training_curves_by_step():
+    history = pd.DataFrame({"step": np.arange(100), "loss": np.linspace(5, 3, 100)})
+    fig = plots.plot_training_curves({"wavenet": history}, ["loss"], x="step", log_y=False)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "step" and ax.get_yscale() == "linear"
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), np.arange(1, 101))
+
+
+def test_receptive_field_reaches_back_by_the_sum_of_dilations():
+    fig = plots.plot_receptive_field([1, 2, 4], kernel_size=2)
+    ax = fig.axes[0]
+    # the highlighted inputs (last scatter) are the 8 newest samples
+    inputs = ax.collections[-1].get_offsets()
+    assert len(inputs) == 8 and inputs[:, 0].max() - inputs[:, 0].min() == 7
+    assert "last 8 inputs" in ax.get_xlabel()
+    assert len(ax.lines) == 2 + 4 + 8  # taps feeding the output, top layer first
+
+
+def test_predicted_distributions_one_panel_per_step():
+    grid = np.linspace(-1, 1, 50)
+    densities = np.stack([np.exp(-((grid - m) ** 2) * 30) for m in (-0.5, 0.0, 0.5)])
+    fig = plots.plot_predicted_distributions(grid, densities, [-0.4, 0.1, 0.6], ["a", "b", "c"])
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b", "c"]
+    assert fig.axes[2].lines[-1].get_xdata()[0] == pytest.approx(0.6)

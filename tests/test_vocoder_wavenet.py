@@ -466,3 +466,36 @@ def test_mulaw_cached_generation_equals_naive():
     naive = model.generate_naive(c, generator=torch.Generator().manual_seed(4))
     assert cached.shape == (2, 256) and cached.std() > 0.01
     torch.testing.assert_close(cached, naive, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("which", ["raw", "mulaw"])
+def test_predicted_density_integrates_to_one(which):
+    cfg = WaveNetConfig.small() if which == "raw" else mulaw_config()
+    torch.manual_seed(5)
+    model = WaveNet(cfg)
+    audio, c = inputs(cfg, 1, 2, seed=6)
+    grid = torch.linspace(-1, 1, 20001)
+    grid_out, density = model.predicted_density(audio[0, 0], c[0], [10, 300], grid)
+    assert density.shape == (2, 20001) and (density >= 0).all()
+    inner = grid_out.abs() <= 0.999  # r9y9's edge bins (|y| > 0.999) hold the tails
+    mass = torch.trapezoid(density[:, inner], grid_out[inner], dim=-1)
+    if which == "raw":  # add the tails' mass (density x bin width)
+        mass = mass + (density[:, 0] + density[:, -1]) * 2 / 65535
+    torch.testing.assert_close(mass, torch.ones(2), atol=0.01, rtol=0)
+    # the density at step t is the model's prediction for sample t + 1 (teacher forced)
+    y_hat = model.eval()(model.model_input(audio[:, 0]), c)
+    if which == "mulaw":
+        from synthsep_lib.vocoder.mulaw import mulaw_quantize
+
+        q = mulaw_quantize(torch.tensor(0.3))
+        p = torch.softmax(y_hat[0, :, 300], 0)[q]
+        lo, hi = grid_out[mulaw_quantize(grid_out) == q][[0, -1]]
+        torch.testing.assert_close(
+            torch.trapezoid(
+                density[1][(grid_out >= lo) & (grid_out <= hi)],
+                grid_out[(grid_out >= lo) & (grid_out <= hi)],
+            ),
+            p,
+            atol=0.02,
+            rtol=0.05,
+        )

@@ -36,6 +36,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from synthsep_lib.vocoder.mixture import (
     LOG_SCALE_MIN,
     discretized_mix_logistic_loss,
+    mixture_pdf,
     sample_from_discretized_mix_logistic,
 )
 from synthsep_lib.vocoder.mulaw import (
@@ -426,6 +427,46 @@ class WaveNet(nn.Module):
         mask = mask.to(nll.dtype)
         return (nll * mask).sum() / mask.sum().clamp_min(1.0)
 
+    @torch.no_grad()
+    def predicted_density(
+        self, audio: torch.Tensor, c: torch.Tensor, steps, grid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced next-sample densities of one utterance at a few steps.
+
+        Parameters
+        ----------
+        audio : torch.Tensor, shape (T,)
+            The utterance in [-1, 1], ``T = hop * Tc``.
+        c : torch.Tensor, shape (cin, Tc)
+            Its mel conditioning.
+        steps : sequence of int
+            Time steps t; the density is the prediction of ``audio[t + 1]``.
+        grid : torch.Tensor, shape (G,), optional
+            Amplitudes (default 2001 points from -1 to 1).
+
+        Returns
+        -------
+        grid : torch.Tensor, shape (G,)
+        density : torch.Tensor, shape (len(steps), G)
+            Probability per unit amplitude: the mixture's bin mass over the bin width, or
+            the mu-law class probability over the width of the class's amplitude range.
+        """
+        cfg = self.config
+        grid = torch.linspace(-1.0, 1.0, 2001) if grid is None else torch.as_tensor(grid)
+        was_training = self.training
+        self.eval()
+        try:
+            y_hat = self(self.model_input(audio[None]), c[None])[0, :, list(steps)].t()
+        finally:
+            self.train(was_training)
+        if not cfg.mulaw:
+            return mixture_pdf(y_hat, grid, cfg.quantize_channels, cfg.log_scale_min, True)
+        q = mulaw_quantize(grid, cfg.quantize_channels).clamp(max=cfg.quantize_channels - 2)
+        width = inv_mulaw_quantize(q + 1, cfg.quantize_channels) - inv_mulaw_quantize(
+            q, cfg.quantize_channels
+        )
+        return grid, torch.softmax(y_hat, dim=-1)[:, q] / width
+
     # ------------------------------------------------------------------ generation
     def _initial(self, initial_input, b, device, dtype):
         if initial_input is None:
@@ -467,7 +508,7 @@ class WaveNet(nn.Module):
         generator: torch.Generator | None = None,
         initial_input: torch.Tensor | float | None = None,
         progress: bool = False,
-        chunk_size: int = 1024,
+        chunk_size: int | None = None,
     ) -> torch.Tensor:
         """Autoregressive sampling with cached convolution queues (r9y9 ``wavegen``).
 
@@ -487,8 +528,9 @@ class WaveNet(nn.Module):
             Input of the first step (default 0.0, as r9y9).
         progress : bool
             Show a tqdm progress bar.
-        chunk_size : int
-            Steps whose conditioning is precomputed at once (memory vs. speed).
+        chunk_size : int, optional
+            Steps whose conditioning terms are precomputed at once. Default: as many as
+            fit in about 64 MB (``layers x B x chunk x gate_channels`` floats).
 
         Returns
         -------
@@ -508,6 +550,8 @@ class WaveNet(nn.Module):
         c_up = self.upsample(c)  # (B, cin, T)
         b, _, t_total = c_up.shape
         dev, dt = c_up.device, c_up.dtype
+        if chunk_size is None:
+            chunk_size = max(16, (16 << 20) // (cfg.layers * b * cfg.gate_channels))
         k = cfg.kernel_size
         r = cfg.residual_channels
 

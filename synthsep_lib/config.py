@@ -21,6 +21,7 @@ __all__ = [
     "DataConfig",
     "EncoderConfig",
     "VocoderConfig",
+    "DenoiserConfig",
     "Profile",
     "load_profile",
     "PROFILES",
@@ -232,6 +233,116 @@ class VocoderConfig:
 
 
 @dataclass(frozen=True)
+class DenoiserConfig:
+    """Baseline B2, the authors' speech-denoising WaveNet (PAPER_FACTS §7). Defaults are the paper's.
+
+    The network's geometry follows from the first five settings; at the paper's values
+    the receptive field is 6139 samples (278 ms), the input window 7739 samples and the
+    output 1603 samples (the 1601-sample target field and one sample each side).
+
+    Attributes
+    ----------
+    stacks : int
+        Stacks of dilated residual blocks (3).
+    dilation_depth : int
+        Each stack has dilations 1, 2, 4, …, ``2 ** dilation_depth`` (9: up to 512, ten
+        blocks per stack).
+    kernel_size : int
+        Odd length of every convolution but the 1×1 ones (3).
+    residual_filters, skip_filters : int
+        Channels of the residual path and of every skip output (128, 128).
+    final_filters : tuple of (int, int)
+        Channels of the two convolutions after the sum of the skips (2048, 256).
+    target_field : int
+        Output samples per window that are kept at test time (1601).
+    target_padding : int
+        Extra output samples each side of the target field, trained but dropped at test
+        time (1: 1603 outputs per window).
+    batch_size : int
+        Segments per training step (10).
+    steps_per_epoch, validation_steps : int
+        Training and validation batches per epoch (1000, 100).
+    epochs : int
+        Training epochs (500).
+    max_segments : int
+        At most this many random segments per utterance (4); an utterance of L samples
+        gives ``min(L // (2 · input length), max_segments)``.
+    learning_rate, adam_epsilon : float
+        Adam's rate and epsilon (1e-3, 1e-8).
+    lr_factor, lr_patience, lr_cooldown, lr_min_delta : float, int, int, float
+        ReduceLROnPlateau on the validation loss: multiply the rate by 0.1 after 8
+        epochs without an improvement of at least 1e-4, then wait 4 epochs (Keras'
+        defaults for the factor and the minimum change).
+    inference_batch : int
+        Windows per prediction batch when denoising whole files (10).
+    feed_workers : int
+        Processes simulating mixtures for the data feed (0: in the training process).
+    seed : int
+        Seed of weights and data feed (the encoders': B2 draws the training utterances
+        in the same order as they do).
+    """
+
+    stacks: int = 3
+    dilation_depth: int = 9
+    kernel_size: int = 3
+    residual_filters: int = 128
+    skip_filters: int = 128
+    final_filters: tuple[int, int] = (2048, 256)
+    target_field: int = 1601
+    target_padding: int = 1
+    batch_size: int = 10
+    steps_per_epoch: int = 1000
+    validation_steps: int = 100
+    epochs: int = 500
+    max_segments: int = 4
+    learning_rate: float = 1e-3
+    adam_epsilon: float = 1e-8
+    lr_factor: float = 0.1
+    lr_patience: int = 8
+    lr_cooldown: int = 4
+    lr_min_delta: float = 1e-4
+    inference_batch: int = 10
+    feed_workers: int = 2
+    seed: int = 1234
+
+    def __post_init__(self):
+        object.__setattr__(self, "final_filters", tuple(int(f) for f in self.final_filters))
+        if len(self.final_filters) != 2:
+            raise ValueError(
+                f"denoiser final_filters must be two channel counts; got {list(self.final_filters)}"
+            )
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"denoiser kernel_size must be odd and positive; got {self.kernel_size}"
+            )
+        if not 0 <= self.target_padding <= self.half_receptive_field:
+            raise ValueError(
+                f"denoiser target_padding must be in [0, {self.half_receptive_field}] (half the "
+                f"receptive field); got {self.target_padding}"
+            )
+
+    @property
+    def receptive_field(self) -> int:
+        """Input samples one output sample depends on: stacks·(k − 1)·(2^(depth+1) − 1) + 1."""
+        return self.stacks * (self.kernel_size - 1) * (2 ** (self.dilation_depth + 1) - 1) + 1
+
+    @property
+    def half_receptive_field(self) -> int:
+        """Context each side of an output sample (3069): the B2 offset of PAPER_FACTS §7.3."""
+        return self.receptive_field // 2
+
+    @property
+    def input_length(self) -> int:
+        """Samples per input window: receptive field + target field − 1 (7739)."""
+        return self.receptive_field + self.target_field - 1
+
+    @property
+    def padded_target_field(self) -> int:
+        """Output samples per window: target field + 2 · target padding (1603)."""
+        return self.target_field + 2 * self.target_padding
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named bundle of every setting a chapter needs."""
 
@@ -240,6 +351,7 @@ class Profile:
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -250,6 +362,7 @@ SECTIONS = {
     "data": DataConfig,
     "encoder": EncoderConfig,
     "vocoder": VocoderConfig,
+    "denoiser": DenoiserConfig,
 }
 
 

@@ -10,6 +10,7 @@ Used in: every chapter.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -26,6 +27,12 @@ __all__ = [
     "require_artifact",
     "file_sha1",
     "reset_if_stale",
+    "RunConfigError",
+    "config_differences",
+    "splits_fingerprint",
+    "TIMING_COLUMNS",
+    "read_timing",
+    "write_timing",
 ]
 
 
@@ -196,3 +203,161 @@ def reset_if_stale(folder: str | os.PathLike, made_from: str, pattern: str = "*.
         path.unlink()
     write_text_atomic(stamp, made_from + "\n")
     return bool(stale)
+
+
+class RunConfigError(ValueError):
+    """A training run folder was made with other settings than the current ones.
+
+    Raised instead of resuming, with the differing settings named in the message.
+
+    Used in: Chapter 2 (02_encoder), Chapter 3 (03_wavenet_vocoder)
+    """
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict with dotted keys: ``{"a": {"b": 1}}`` → ``{"a.b": 1}``."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def config_differences(stored: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The settings in which two run configurations differ, one readable line each.
+
+    Parameters
+    ----------
+    stored, current : dict
+        Nested configurations (as written to a run's ``config.json``).
+    ignore : tuple of str
+        Dotted keys that may differ, e.g. ``("encoder.epochs",)``.
+
+    Returns
+    -------
+    list of str
+        Sorted, e.g. ``["vocoder.learning_rate (stored 0.001, now 0.002)"]``; a key present
+        on one side only shows as ``absent`` on the other. Empty if they agree.
+
+    Used in: Chapter 2 (02_encoder), Chapter 3 (03_wavenet_vocoder)
+    """
+    old, new = _flatten(stored), _flatten(current)
+    missing = object()
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        if key in ignore:
+            continue
+        a, b = old.get(key, missing), new.get(key, missing)
+        if a != b:
+            show = lambda v: "absent" if v is missing else repr(v)  # noqa: E731
+            diffs.append(f"{key} (stored {show(a)}, now {show(b)})")
+    return diffs
+
+
+def splits_fingerprint(splits) -> str:
+    """SHA-1 (hex) of the six lists of a data split, to tie a trained model to its data.
+
+    Parameters
+    ----------
+    splits : corpora.Splits
+        Its ``LISTS`` (target/noise × train/valid/test), in their stored order.
+
+    Returns
+    -------
+    str
+        40 hex digits; the split's ``settings`` do not enter it.
+
+    Used in: Chapter 2 (02_encoder), Chapter 3 (03_wavenet_vocoder)
+    """
+    lists = {name: list(getattr(splits, name)) for name in splits.LISTS}
+    return hashlib.sha1(json.dumps(lists, sort_keys=True).encode()).hexdigest()
+
+
+#: Columns of ``outputs/<method>/timing.csv``, one row per test pair written: ``pair``
+#: (the manifest's pair number), ``seconds`` (time the method took to make that output,
+#: without file I/O) and ``audio_seconds`` (duration of the output).
+TIMING_COLUMNS = ("pair", "seconds", "audio_seconds")
+
+
+def read_timing(path: str | os.PathLike) -> dict[int, dict[str, float]]:
+    """Read a method's ``timing.csv`` (see :data:`TIMING_COLUMNS`); {} if it does not exist.
+
+    Every runner that writes ``outputs/<method>/<pair:03d>.wav`` keeps this file next to
+    the WAVs, rewriting it (:func:`write_timing`) after each output so that a resumed run
+    keeps the timings of the outputs it skips.
+
+    Parameters
+    ----------
+    path : path-like
+        ``outputs/<method>/timing.csv``.
+
+    Returns
+    -------
+    dict
+        pair (int) → ``{"pair": int, "seconds": float, "audio_seconds": float}``; other
+        columns are ignored, a repeated pair keeps its last row.
+
+    Raises
+    ------
+    ValueError
+        If a column of :data:`TIMING_COLUMNS` is missing or a value is not a number;
+        the message names the file (and line).
+
+    Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}
+    rows: dict[int, dict[str, float]] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in TIMING_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path} lacks column(s) {missing}; expected {list(TIMING_COLUMNS)}")
+        for line, record in enumerate(reader, start=2):
+            try:
+                row = {c: float(record[c]) for c in TIMING_COLUMNS[1:]}
+                pair = int(record["pair"])
+            except (TypeError, ValueError) as err:
+                raise ValueError(
+                    f"{path}, line {line}: expected an integer pair and numbers of seconds; "
+                    f"got {dict(record)}"
+                ) from err
+            rows[pair] = {"pair": pair, **row}
+    return rows
+
+
+def write_timing(path: str | os.PathLike, rows) -> Path:
+    """Write a method's ``timing.csv`` atomically, one row per pair in pair order.
+
+    Parameters
+    ----------
+    path : path-like
+        ``outputs/<method>/timing.csv``.
+    rows : mapping
+        pair → row with the :data:`TIMING_COLUMNS` (as :func:`read_timing` returns);
+        seconds are written with 6 significant digits.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If a row lacks a column or its ``pair`` differs from its key.
+
+    Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
+    """
+    lines = [",".join(TIMING_COLUMNS)]
+    for key in sorted(rows):
+        row = rows[key]
+        missing = [c for c in TIMING_COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"timing row of pair {key} lacks {missing}; expected {TIMING_COLUMNS}")
+        if int(row["pair"]) != int(key):
+            raise ValueError(f"timing row {row} is stored under pair {key}; expected the same pair")
+        lines.append(f"{int(key)},{float(row['seconds']):.6g},{float(row['audio_seconds']):.6g}")
+    return write_text_atomic(path, "\n".join(lines) + "\n")

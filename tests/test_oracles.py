@@ -1,21 +1,17 @@
-"""Tests of synthsep_lib.baselines.oracles: IBM-gt, Proposed-res-gt, mel + Griffin–Lim, runner."""
+"""Tests of synthsep_lib.baselines.oracles: IBM-gt, Proposed-res-gt, mel + Griffin–Lim."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-import soundfile as sf
-from conftest import make_test_run, speech_like
+from conftest import speech_like
 
 from synthsep_lib import audio
 from synthsep_lib.baselines import oracles as orc
 from synthsep_lib.baselines import resynthesis as rs
-from synthsep_lib.config import FeatureConfig, Profile
-from synthsep_lib.runs import RunPaths
+from synthsep_lib.config import FeatureConfig
 
 CFG = FeatureConfig()
-SR = CFG.sample_rate
 GAIN = 1.49926  # plateau of Σ w_sym·w_per: the authors' ISTFT gain on a GT-phase spectrum
 
 
@@ -131,70 +127,3 @@ def test_mel_griffin_lim(target):
     lin = rs.mel_to_linear(mel, CFG)
     one = orc.mel_griffin_lim(mel, CFG, n_iter=1, seed=3)
     assert rs.spectral_convergence(lin, full, CFG) < rs.spectral_convergence(lin, one, CFG)
-
-
-# --------------------------------------------------------------------------------------
-# Runner
-# --------------------------------------------------------------------------------------
-def test_write_oracle_outputs_writes_and_resumes(tmp_path):
-    paths = make_test_run(tmp_path)
-    profile = Profile(name="reduced")
-    first = orc.write_oracle_outputs(paths, profile, progress=False)
-    assert list(first.columns) == ["method", "pair", "path", "written", "seconds"]
-    assert len(first) == 4 * 2 and first["written"].all()
-    assert (
-        set(first["method"]) == set(orc.ORACLES) == {"input", "ibm-gt", "proposed-res-gt", "mel-gl"}
-    )
-    for method in orc.ORACLES:
-        timing = pd.read_csv(paths.outputs(method) / "timing.csv")
-        assert list(timing.columns) == ["pair", "seconds", "audio_seconds"]
-        assert timing["pair"].tolist() == [0, 1]
-        assert (timing["seconds"] >= 0).all()
-        for pair in (0, 1):
-            source, _ = sf.read(paths.test_audio / f"{pair:03d}_source.wav")
-            out, rate = sf.read(paths.outputs(method) / f"{pair:03d}.wav")
-            info = sf.info(paths.outputs(method) / f"{pair:03d}.wav")
-            assert rate == SR and info.subtype == "FLOAT"
-            assert out.shape == source.shape  # cut to length(source), as the Matlab did
-            assert timing.loc[pair, "audio_seconds"] == pytest.approx(source.size / SR)
-            assert np.all(np.isfinite(out)) and np.any(out)
-    mixture, _ = sf.read(paths.test_audio / "000_mixture.wav", dtype="float32")
-    out, _ = sf.read(paths.outputs("input") / "000.wav", dtype="float32")
-    np.testing.assert_array_equal(out, mixture)
-    # the IBM of the test pair is closer to the source than the mixture is
-    source, _ = sf.read(paths.test_audio / "000_source.wav")
-    ibm, _ = sf.read(paths.outputs("ibm-gt") / "000.wav")
-    assert si_snr_db(source, ibm) > si_snr_db(source, mixture.astype(np.float64))
-
-    # second call: everything exists ⇒ nothing recomputed, old timings kept
-    before = {m: (paths.outputs(m) / "timing.csv").read_text() for m in orc.ORACLES}
-    second = orc.write_oracle_outputs(paths, profile, progress=False)
-    assert not second["written"].any()
-    np.testing.assert_allclose(second["seconds"], first["seconds"], rtol=1e-5)
-    assert before == {m: (paths.outputs(m) / "timing.csv").read_text() for m in orc.ORACLES}
-
-    # a deleted output is recomputed alone; the other pair keeps its timing row
-    (paths.outputs("mel-gl") / "001.wav").unlink()
-    third = orc.write_oracle_outputs(paths, profile, methods=["mel-gl"], progress=False)
-    assert third["written"].tolist() == [False, True]
-    timing = pd.read_csv(paths.outputs("mel-gl") / "timing.csv")
-    assert timing["pair"].tolist() == [0, 1]
-    assert timing.loc[0, "seconds"] == pytest.approx(
-        first.set_index(["method", "pair"]).loc[("mel-gl", 0), "seconds"], rel=1e-5
-    )
-
-
-def test_write_oracle_outputs_needs_chapter_one(tmp_path):
-    paths = RunPaths(tmp_path / "runs", "reduced")
-    with pytest.raises(FileNotFoundError, match=r"run Chapter 1 \(01_data_simulation\) first"):
-        orc.write_oracle_outputs(paths, Profile(name="reduced"), progress=False)
-    paths = make_test_run(tmp_path, n_pairs=1)
-    (paths.test_audio / "000_noise.wav").unlink()
-    with pytest.raises(FileNotFoundError, match="000_noise.wav.*run Chapter 1"):
-        orc.write_oracle_outputs(paths, Profile(name="reduced"), ["ibm-gt"], progress=False)
-
-
-def test_write_oracle_outputs_rejects_unknown_methods(tmp_path):
-    paths = make_test_run(tmp_path, n_pairs=1)
-    with pytest.raises(ValueError, match="unknown oracle method"):
-        orc.write_oracle_outputs(paths, Profile(name="reduced"), ["ibm"], progress=False)

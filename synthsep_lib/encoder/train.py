@@ -55,7 +55,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
-import hashlib
 import importlib.util
 import json
 import math
@@ -79,10 +78,13 @@ from synthsep_lib.encoder.feed import FeedError, training_feed, validation_feed
 from synthsep_lib.encoder.loss import perceptual_loss
 from synthsep_lib.encoder.model import VARIANTS, build_encoder
 from synthsep_lib.runs import (
+    RunConfigError,
     RunPaths,
     atomic_path,
+    config_differences,
     file_sha1,
     require_artifact,
+    splits_fingerprint,
     write_json_atomic,
 )
 
@@ -127,13 +129,6 @@ CUSTOM_OBJECTS = {"perceptual_loss": perceptual_loss}
 _SEED_TAG = 2  # keeps the SeedGenerator reseeding apart from the feed's seed sequences
 
 
-class RunConfigError(ValueError):
-    """An encoder run folder was made with other settings than the current ones.
-
-    Used in: Chapter 2 (02_encoder)
-    """
-
-
 class NonFiniteLossError(FloatingPointError):
     """The training or validation loss became NaN or infinite; training was stopped.
 
@@ -144,11 +139,6 @@ class NonFiniteLossError(FloatingPointError):
 # ---------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------
-def _splits_fingerprint(splits) -> str:
-    lists = {name: list(getattr(splits, name)) for name in corpora.Splits.LISTS}
-    return hashlib.sha1(json.dumps(lists, sort_keys=True).encode()).hexdigest()
-
-
 def encoder_run_config(profile, variant: str, splits=None) -> dict[str, Any]:
     """The settings an encoder run depends on, as stored in ``config.json``.
 
@@ -176,31 +166,8 @@ def encoder_run_config(profile, variant: str, splits=None) -> dict[str, Any]:
         "data": {},
     }
     if splits is not None:
-        config["data"]["splits_sha1"] = _splits_fingerprint(splits)
+        config["data"]["splits_sha1"] = splits_fingerprint(splits)
     return config
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for key, value in obj.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: obj}
-
-
-def _config_differences(stored: dict, current: dict) -> list[str]:
-    old, new = _flatten(stored), _flatten(current)
-    missing = object()
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        if key in RESUMABLE_CHANGES:
-            continue
-        a, b = old.get(key, missing), new.get(key, missing)
-        if a != b:
-            show = lambda v: "absent" if v is missing else repr(v)  # noqa: E731
-            diffs.append(f"{key} (stored {show(a)}, now {show(b)})")
-    return diffs
 
 
 def learning_rate_at(epoch: int, encoder_cfg) -> float:
@@ -636,7 +603,7 @@ def train_encoder(
 
     state = _load_state(folder)
     if state is not None:
-        diffs = _config_differences(state.get("config", {}), config)
+        diffs = config_differences(state.get("config", {}), config, ignore=RESUMABLE_CHANGES)
         if diffs:
             raise RunConfigError(
                 f"the encoder run in {folder} was trained with other settings: "

@@ -30,9 +30,16 @@ import pandas as pd
 import torch
 
 from .. import audio
-from ..baselines.oracles import _read_timing, _write_timing, target_mel
+from ..baselines.oracles import target_mel
 from ..mixing import read_test_manifest
-from ..runs import RunPaths, file_sha1, require_artifact, reset_if_stale
+from ..runs import (
+    RunPaths,
+    file_sha1,
+    read_timing,
+    require_artifact,
+    reset_if_stale,
+    write_timing,
+)
 from .wavenet import WaveNet
 
 __all__ = [
@@ -288,8 +295,8 @@ def vocode_test_set(
     """Synthesise test pairs with the WaveNet and write them as a method's outputs.
 
     The mel of pair p is either the ground truth (``mel_source="ground-truth"``: the
-    mel of the scaled target, exactly as the encoder's training targets — the paper's
-    vocoder oracle) or the Proposed encoder's estimate
+    mel of the unscaled source ``NNN_source.wav``, made like the encoder's targets —
+    the paper's vocoder oracle, PAPER_FACTS §5) or the Proposed encoder's estimate
     ``encoder/proposed/test/NNN.npy`` (``"encoder"``; the encoder's feature settings
     must equal the profile's). Generation uses ``profile.vocoder``'s batching and
     folding. Output sample t is the model's prediction of the target's sample t + 1,
@@ -342,7 +349,7 @@ def vocode_test_set(
     out_dir = paths.outputs(method)
     reset_if_stale(out_dir, file_sha1(paths.test_manifest), pattern="[0-9]*.wav")
     timing_path = out_dir / "timing.csv"
-    timings = _read_timing(timing_path)
+    timings = read_timing(timing_path)
     lengths = dict(
         zip(manifest["pair"].astype(int), manifest["num_samples"].astype(int), strict=True)
     )
@@ -350,8 +357,8 @@ def vocode_test_set(
     for p in pairs:
         if (out_dir / f"{p:03d}.wav").exists():
             continue
-        if mel_source == "ground-truth":
-            wav = require_artifact(paths.test_audio / f"{p:03d}_target.wav", CHAPTER_ONE)
+        if mel_source == "ground-truth":  # mel of the unscaled source, as the authors'
+            wav = require_artifact(paths.test_audio / f"{p:03d}_source.wav", CHAPTER_ONE)
             mel = target_mel(audio.load_wav(wav, feat.sample_rate), profile)
         else:
             est = paths.encoder("proposed") / "test" / f"{p:03d}.npy"
@@ -386,7 +393,7 @@ def vocode_test_set(
                 "seconds": sec,
                 "audio_seconds": job.length / feat.sample_rate,
             }
-        _write_timing(timing_path, timings)
+        write_timing(timing_path, timings)
     written = {j.pair for j in jobs}
     return pd.DataFrame(
         [

@@ -120,6 +120,11 @@ class RunPaths:
         """``encoder/<variant>/`` for ``"proposed"`` (mel) or ``"b1"`` (linear)."""
         return self.root / "encoder" / variant
 
+    def encoder_estimates(self, variant: str) -> Path:
+        """``encoder/<variant>/test/``: ``NNN.npy`` estimates of the test mixtures and
+        ``NNN.json`` with the seconds each took (Chapter 2)."""
+        return self.encoder(variant) / "test"
+
     @property
     def vocoder(self) -> Path:
         return self.root / "vocoder" / "wavenet"

@@ -144,6 +144,7 @@ def test_vocode_test_set_from_encoder_estimates_checks_features(tmp_path, model)
     (enc / "test").mkdir(parents=True)
     n = sf.info(paths.test_audio / "000_source.wav").frames // 256
     np.save(enc / "test" / "000.npy", mel(n, 0))
+    (enc / "test" / "000.json").write_text(json.dumps({"pair": 0, "seconds": 100.0}))
     features = profile.features.to_dict()
     (enc / "config.json").write_text(json.dumps({"features": {**features, "fmin": 95}}))
     with pytest.raises(ValueError, match=r"differ .*\['fmin'\]"):
@@ -151,5 +152,10 @@ def test_vocode_test_set_from_encoder_estimates_checks_features(tmp_path, model)
     (enc / "config.json").write_text(json.dumps({"features": features}))
     done = syn.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
     assert done["written"].all() and (paths.outputs("proposed") / "000.wav").exists()
+    assert done["seconds"].iloc[0] > 100.0  # the encoder's time is part of the pipeline's
+    # a retrained encoder (new estimates) makes the old outputs stale
+    np.save(enc / "test" / "000.npy", mel(n, 1))
+    again = syn.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
+    assert again["written"].all()
     with pytest.raises(ValueError, match="mel_source"):
         syn.vocode_test_set(paths, profile, model, mel_source="linear", progress=False)

@@ -54,13 +54,10 @@ from .linear import b1_griffin_lim, b1_true_phase
 from .oracles import ideal_binary_mask, mel_griffin_lim, proposed_res_gt, target_mel
 from .resynthesis import _features
 
-__all__ = ["SignalMethod", "METHODS", "ESTIMATE_DIR", "write_signal_outputs"]
+__all__ = ["SignalMethod", "METHODS", "estimates_sha1", "write_signal_outputs"]
 
 CHAPTER_ONE = "Chapter 1 (01_data_simulation)"
 CHAPTER_TWO = "Chapter 2 (02_encoder)"
-
-#: Folder of an encoder's test-set estimates: ``encoder/<variant>/test/<pair:03d>.npy``.
-ESTIMATE_DIR = "test"
 
 
 @dataclass(frozen=True)
@@ -154,11 +151,15 @@ METHODS = {
 
 
 def _estimate_path(paths: RunPaths, variant: str, pair: int) -> Path:
-    return paths.encoder(variant) / ESTIMATE_DIR / f"{pair:03d}.npy"
+    return paths.encoder_estimates(variant) / f"{pair:03d}.npy"
 
 
-def _estimates_sha1(paths: RunPaths, variant: str, pairs: list[int]) -> str:
-    """SHA-1 over the SHA-1s of one encoder's estimates of ``pairs`` (all must exist)."""
+def estimates_sha1(paths: RunPaths, variant: str, pairs) -> str:
+    """SHA-1 over the SHA-1s of one encoder's test estimates of ``pairs`` (all must exist;
+    a missing one names Chapter 2): what outputs made from them are stamped with.
+
+    Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines)
+    """
     digest = hashlib.sha1()
     for pair in pairs:
         path = require_artifact(_estimate_path(paths, variant, pair), CHAPTER_TWO)
@@ -240,12 +241,12 @@ def write_signal_outputs(
     # Outputs made from another test set or other encoder estimates are removed.
     manifest_sha1 = file_sha1(paths.test_manifest)
     variants = sorted({METHODS[m].estimate for m in methods} - {None})
-    estimates_sha1 = {v: _estimates_sha1(paths, v, pairs) for v in variants}
+    estimates_sha1s = {v: estimates_sha1(paths, v, pairs) for v in variants}
     for method in methods:
         variant = METHODS[method].estimate
         made_from = manifest_sha1
         if variant is not None:
-            made_from += f"; encoder/{variant}/{ESTIMATE_DIR} {estimates_sha1[variant]}"
+            made_from += f"; encoder/{variant} estimates {estimates_sha1s[variant]}"
         reset_if_stale(paths.outputs(method), made_from, pattern="[0-9]*.wav")
         if not any(paths.outputs(method).glob("[0-9]*.wav")):
             (paths.outputs(method) / "timing.csv").unlink(missing_ok=True)

@@ -61,7 +61,6 @@ __all__ = [
 
 ERRORS_NAME = "errors.csv"
 ERROR_COLUMNS = ("pair", "e1", "e2", "mixture_e1", "mixture_e2", "seconds", "audio_seconds")
-TEST_DIR_NAME = "test"
 
 
 def _check_variant(variant: str) -> None:
@@ -352,7 +351,7 @@ def predict_test_set(
         made_by = f"weights {_weights_sha1(model)}"
     mode = f"training={bool(training)} batch_size={int(batch_size)}" if training else "inference"
     made_from = f"{made_by}; manifest {file_sha1(manifest_path)}; {mode}"
-    out_dir = folder / TEST_DIR_NAME
+    out_dir = paths.encoder_estimates(variant)
     reset_if_stale(out_dir, made_from, pattern="[0-9]*.*")
     warmed = False
 
@@ -439,6 +438,6 @@ def test_pair_features(paths: RunPaths, profile, variant: str, pair: int) -> dic
         wav_path = require_artifact(paths.test_audio / f"{int(pair):03d}_{kind}.wav", CHAPTER_DATA)
         wav = audio.load_wav(wav_path, feat.sample_rate)
         spectra[kind] = target_feature(*audio.encoder_features(wav, feat), variant)
-    estimate = paths.encoder(variant) / TEST_DIR_NAME / f"{int(pair):03d}.npy"
+    estimate = paths.encoder_estimates(variant) / f"{int(pair):03d}.npy"
     spectra["estimate"] = np.load(require_artifact(estimate, "Chapter 2 (02_encoder)"))
     return spectra

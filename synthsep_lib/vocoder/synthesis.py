@@ -31,6 +31,7 @@ import torch
 
 from .. import audio
 from ..baselines.oracles import target_mel
+from ..baselines.signal_methods import estimates_sha1
 from ..mixing import read_test_manifest
 from ..runs import (
     RunPaths,
@@ -252,6 +253,7 @@ class _Job:
     pair: int
     mel: np.ndarray
     length: int
+    encoder_seconds: float
 
 
 def _check_features(paths: RunPaths, profile) -> None:
@@ -304,10 +306,12 @@ def vocode_test_set(
     ``NNN_source.wav``, and has its length.
 
     Writes ``paths.outputs(method)/NNN.wav`` (float WAV, atomic) and ``timing.csv``
-    (``pair``, ``seconds`` of generation, ``audio_seconds``) after every batch. Pairs
+    (``pair``, ``seconds``, ``audio_seconds``) after every batch; ``seconds`` is the
+    generation time, plus the encoder's time for that mixture (``NNN.json``) when the
+    mel is its estimate, so the Proposed row times the whole pipeline. Pairs
     already written are skipped, so an interrupted run continues (the random draws of
-    a file depend on the batch it lands in); outputs made from another test manifest
-    are removed first.
+    a file depend on the batch it lands in); outputs made from another test manifest or
+    other encoder estimates are removed first.
 
     Parameters
     ----------
@@ -347,7 +351,10 @@ def vocode_test_set(
         _check_features(paths, profile)
 
     out_dir = paths.outputs(method)
-    reset_if_stale(out_dir, file_sha1(paths.test_manifest), pattern="[0-9]*.wav")
+    made_from = file_sha1(paths.test_manifest)
+    if mel_source == "encoder":  # new estimates (a retrained encoder) make new outputs
+        made_from += f"; encoder/proposed estimates {estimates_sha1(paths, 'proposed', pairs)}"
+    reset_if_stale(out_dir, made_from, pattern="[0-9]*.wav")
     timing_path = out_dir / "timing.csv"
     timings = read_timing(timing_path)
     lengths = dict(
@@ -357,13 +364,16 @@ def vocode_test_set(
     for p in pairs:
         if (out_dir / f"{p:03d}.wav").exists():
             continue
+        encoder_seconds = 0.0
         if mel_source == "ground-truth":  # mel of the unscaled source, as the authors'
             wav = require_artifact(paths.test_audio / f"{p:03d}_source.wav", CHAPTER_ONE)
             mel = target_mel(audio.load_wav(wav, feat.sample_rate), profile)
         else:
-            est = paths.encoder("proposed") / "test" / f"{p:03d}.npy"
+            est = paths.encoder_estimates("proposed") / f"{p:03d}.npy"
             mel = np.load(require_artifact(est, CHAPTER_TWO))
-        jobs.append(_Job(p, mel, lengths[p]))
+            seconds_file = require_artifact(est.with_suffix(".json"), CHAPTER_TWO)
+            encoder_seconds = float(json.loads(seconds_file.read_text())["seconds"])
+        jobs.append(_Job(p, mel, lengths[p], encoder_seconds))
 
     hop = model.hop_size
     fold = round(voc.fold_segment_seconds * feat.sample_rate / hop)
@@ -390,7 +400,7 @@ def vocode_test_set(
             audio.save_wav(out_dir / f"{job.pair:03d}.wav", aligned, feat.sample_rate, "FLOAT")
             timings[job.pair] = {
                 "pair": job.pair,
-                "seconds": sec,
+                "seconds": job.encoder_seconds + sec,
                 "audio_seconds": job.length / feat.sample_rate,
             }
         write_timing(timing_path, timings)

@@ -3,6 +3,8 @@ B1-gt) and of the ``timing.csv`` contract in synthsep_lib.runs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,9 +44,10 @@ def write_perfect_estimates(paths: RunPaths) -> None:
         pair = target_wav.name[:3]
         linear, mel = audio.encoder_features(audio.load_wav(target_wav, SR), CFG)
         for variant, feature in (("b1", linear), ("proposed", mel)):
-            folder = paths.encoder(variant) / "test"
+            folder = paths.encoder_estimates(variant)
             folder.mkdir(parents=True, exist_ok=True)
             np.save(folder / f"{pair}.npy", feature)
+            (folder / f"{pair}.json").write_text(json.dumps({"pair": int(pair), "seconds": 50.0}))
 
 
 def read(path) -> np.ndarray:
@@ -124,6 +127,8 @@ def test_write_signal_outputs_writes_and_resumes(tmp_path):
         assert list(timing.columns) == ["pair", "seconds", "audio_seconds"]
         assert timing["pair"].tolist() == [0, 1]
         assert (timing["seconds"] >= 0).all()
+        # methods decoding an estimate include the encoder's 50 s (Chapter 2's NNN.json)
+        assert (timing["seconds"] >= 50).all() == (sm.METHODS[method].estimate is not None)
         for pair in (0, 1):
             source = read(paths.test_audio / f"{pair:03d}_source.wav")
             out = read(paths.outputs(method) / f"{pair:03d}.wav")

@@ -32,6 +32,7 @@ Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,13 @@ from .linear import b1_griffin_lim, b1_true_phase
 from .oracles import ideal_binary_mask, mel_griffin_lim, proposed_res_gt, target_mel
 from .resynthesis import _features
 
-__all__ = ["SignalMethod", "METHODS", "estimates_sha1", "write_signal_outputs"]
+__all__ = [
+    "SignalMethod",
+    "METHODS",
+    "encoder_seconds",
+    "estimates_sha1",
+    "write_signal_outputs",
+]
 
 CHAPTER_ONE = "Chapter 1 (01_data_simulation)"
 CHAPTER_TWO = "Chapter 2 (02_encoder)"
@@ -167,6 +174,18 @@ def estimates_sha1(paths: RunPaths, variant: str, pairs) -> str:
     return digest.hexdigest()
 
 
+def encoder_seconds(paths: RunPaths, variant: str, pair: int) -> float:
+    """Seconds the encoder took for one test mixture (``NNN.json`` beside its estimate).
+
+    Methods that decode an estimate add it to their own time, so their ``timing.csv``
+    times the whole system.
+
+    Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines)
+    """
+    path = _estimate_path(paths, variant, pair).with_suffix(".json")
+    return float(json.loads(require_artifact(path, CHAPTER_TWO).read_text())["seconds"])
+
+
 def _load_estimate(paths: RunPaths, variant: str, pair: int, n_samples: int, feat) -> np.ndarray:
     path = _estimate_path(paths, variant, pair)
     estimate = np.load(path)
@@ -190,8 +209,8 @@ def write_signal_outputs(
     it writes ``paths.outputs(m)/<p:03d>.wav`` (float WAV, atomic, length of
     ``NNN_source.wav``) and keeps ``paths.outputs(m)/timing.csv``
     (:data:`synthsep_lib.runs.TIMING_COLUMNS`: ``seconds`` of computation excluding
-    file I/O — for B1 the decoding only, the encoder's time is in Chapter 2's
-    ``errors.csv`` — and ``audio_seconds`` of output) up to date after every pair.
+    file I/O — for methods that decode an encoder estimate, plus the encoder's time,
+    :func:`encoder_seconds` — and ``audio_seconds`` of output) up to date after every pair.
 
     Resumable and stale-safe: outputs already there are skipped and keep their timing
     row, unless their folder's ``MADE_FROM`` stamp shows they were made from another
@@ -285,6 +304,8 @@ def write_signal_outputs(
                 start = time.perf_counter()
                 wav = spec.compute(given, row, feat)
                 seconds = time.perf_counter() - start
+                if spec.estimate:
+                    seconds += encoder_seconds(paths, spec.estimate, pair)
                 audio.save_wav(outputs[method], wav, feat.sample_rate, subtype="FLOAT")
                 timings[method][pair] = {
                     "pair": pair,

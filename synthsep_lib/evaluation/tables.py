@@ -44,11 +44,13 @@ TABLE_ONE_ROWS = {
     "B2": "b2",
     "IBM-gt": "ibm-gt",
 }
-#: Rows this book adds (not in the paper's table): oracles fed the true mel instead of
-#: the encoder's estimate (``synthsep_lib.baselines.signal_methods.METHODS``).
+#: Rows this book adds (not in the paper's table): decoders fed the true mel instead of
+#: the encoder's estimate (``synthsep_lib.baselines.signal_methods.METHODS`` and the
+#: WaveNet's vocoder oracle, ``synthsep_lib.vocoder.synthesis``).
 EXTRA_ROWS = {
     "Mel-res-gt (true mel, oracle)": "mel-res-gt",
     "Mel + Griffin-Lim (oracle)": "mel-gl",
+    "WaveNet on the true mel (oracle)": "wavenet-gt-mel",
 }
 
 #: Book column -> metric column of ``metrics.csv``. The first three follow the paper's

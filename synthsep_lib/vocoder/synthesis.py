@@ -31,7 +31,7 @@ import torch
 
 from .. import audio
 from ..baselines.oracles import target_mel
-from ..baselines.signal_methods import estimates_sha1
+from ..baselines.signal_methods import encoder_seconds, estimates_sha1
 from ..mixing import read_test_manifest
 from ..runs import (
     RunPaths,
@@ -364,16 +364,15 @@ def vocode_test_set(
     for p in pairs:
         if (out_dir / f"{p:03d}.wav").exists():
             continue
-        encoder_seconds = 0.0
+        enc_seconds = 0.0
         if mel_source == "ground-truth":  # mel of the unscaled source, as the authors'
             wav = require_artifact(paths.test_audio / f"{p:03d}_source.wav", CHAPTER_ONE)
             mel = target_mel(audio.load_wav(wav, feat.sample_rate), profile)
         else:
             est = paths.encoder_estimates("proposed") / f"{p:03d}.npy"
             mel = np.load(require_artifact(est, CHAPTER_TWO))
-            seconds_file = require_artifact(est.with_suffix(".json"), CHAPTER_TWO)
-            encoder_seconds = float(json.loads(seconds_file.read_text())["seconds"])
-        jobs.append(_Job(p, mel, lengths[p], encoder_seconds))
+            enc_seconds = encoder_seconds(paths, "proposed", p)
+        jobs.append(_Job(p, mel, lengths[p], enc_seconds))
 
     hop = model.hop_size
     fold = round(voc.fold_segment_seconds * feat.sample_rate / hop)

@@ -25,8 +25,8 @@ __all__ = [
 #: ln(1e-14): the lower clamp of the log-scales used by the LJSpeech model.
 LOG_SCALE_MIN = math.log(1e-14)
 
-_U_LOW = 1e-5
-_U_HIGH = 1.0 - 1e-5
+#: Range of every uniform draw of the samplers (r9y9's), away from 0 and 1 for the logs.
+UNIFORM_RANGE = (1e-5, 1.0 - 1e-5)
 
 
 def _split_params(y_hat: torch.Tensor, log_scale_min: float):
@@ -151,8 +151,8 @@ def sample_from_discretized_mix_logistic(
     if uniforms is None:
         # fresh contiguous (B, T, K) and (B, T) tensors, filled in r9y9's memory order
         opts = dict(dtype=logits.dtype, device=logits.device)
-        u_mix = torch.empty(logits.shape, **opts).uniform_(_U_LOW, _U_HIGH, generator=generator)
-        u_log = torch.empty(means.shape[:2], **opts).uniform_(_U_LOW, _U_HIGH, generator=generator)
+        u_mix = torch.empty(logits.shape, **opts).uniform_(*UNIFORM_RANGE, generator=generator)
+        u_log = torch.empty(means.shape[:2], **opts).uniform_(*UNIFORM_RANGE, generator=generator)
     else:
         u_mix, u_log = uniforms
         u_mix = u_mix.reshape(logits.shape).to(logits)

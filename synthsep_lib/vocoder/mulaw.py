@@ -21,15 +21,14 @@ import math
 import torch
 import torch.nn.functional as F
 
+from synthsep_lib.vocoder.mixture import UNIFORM_RANGE
+
 __all__ = [
     "mulaw_quantize",
     "inv_mulaw_quantize",
     "mulaw_cross_entropy",
     "sample_from_softmax",
 ]
-
-_U_LOW = 1e-5
-_U_HIGH = 1.0 - 1e-5
 
 
 def mulaw_quantize(x: torch.Tensor, quantize_channels: int = 256) -> torch.Tensor:
@@ -79,7 +78,10 @@ def mulaw_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def sample_from_softmax(
-    logits: torch.Tensor, *, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One class per row from ``softmax(logits)`` by the Gumbel-max trick.
 
@@ -88,10 +90,14 @@ def sample_from_softmax(
     logits : torch.Tensor, shape (B, Q)
     generator : torch.Generator, optional
         Source of the (B, Q) uniform draws.
+    uniforms : torch.Tensor, shape (B, Q), optional
+        Explicit draws in (0, 1); overrides ``generator``.
 
     Returns
     -------
     torch.Tensor of int64, shape (B,)
     """
-    u = torch.empty_like(logits).uniform_(_U_LOW, _U_HIGH, generator=generator)
+    u = uniforms
+    if u is None:
+        u = torch.empty_like(logits).uniform_(*UNIFORM_RANGE, generator=generator)
     return torch.argmax(logits - torch.log(-torch.log(u)), dim=-1)

@@ -35,6 +35,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from synthsep_lib.vocoder.mixture import (
     LOG_SCALE_MIN,
+    UNIFORM_RANGE,
     discretized_mix_logistic_loss,
     mixture_pdf,
     sample_from_discretized_mix_logistic,
@@ -509,6 +510,7 @@ class WaveNet(nn.Module):
         initial_input: torch.Tensor | float | None = None,
         progress: bool = False,
         chunk_size: int | None = None,
+        cuda_graph: bool | None = None,
     ) -> torch.Tensor:
         """Autoregressive sampling with cached convolution queues (r9y9 ``wavegen``).
 
@@ -531,6 +533,12 @@ class WaveNet(nn.Module):
         chunk_size : int, optional
             Steps whose conditioning terms are precomputed at once. Default: as many as
             fit in about 64 MB (``layers x B x chunk x gate_channels`` floats).
+        cuda_graph : bool, optional
+            Capture one step as a CUDA graph and replay it (GPU only: a step is dozens of
+            tiny kernels, whose launch cost dominates). Default: on for a CUDA device;
+            if the capture fails, a warning is given and the plain path is used. The
+            captured step uses shifted windows instead of ring buffers, with the same
+            results.
 
         Returns
         -------
@@ -540,99 +548,42 @@ class WaveNet(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self._generate_cached(c, generator, initial_input, progress, chunk_size)
+            return self._generate_cached(
+                c, generator, initial_input, progress, chunk_size, cuda_graph
+            )
         finally:
             self.train(was_training)
 
-    def _generate_cached(self, c, generator, initial_input, progress, chunk_size):
-        cfg = self.config
-        w = self.folded_weights()
+    def _generate_cached(self, c, generator, initial_input, progress, chunk_size, cuda_graph):
         c_up = self.upsample(c)  # (B, cin, T)
         b, _, t_total = c_up.shape
-        dev, dt = c_up.device, c_up.dtype
         if chunk_size is None:
-            chunk_size = max(16, (16 << 20) // (cfg.layers * b * cfg.gate_channels))
-        k = cfg.kernel_size
-        r = cfg.residual_channels
+            chunk_size = max(16, (16 << 20) // (self.config.layers * b * self.config.gate_channels))
+        if cuda_graph is None:
+            cuda_graph = c_up.device.type == "cuda"
+        if cuda_graph and c_up.device.type != "cuda":
+            raise ValueError(f"cuda_graph=True needs a CUDA device; the model is on {c_up.device}")
+        stepper = _Stepper(self, b, c_up.device, c_up.dtype, fixed_addresses=cuda_graph)
+        state = stepper.initial_state(self._initial(initial_input, b, c_up.device, c_up.dtype))
+        out = torch.empty(b, t_total, device=c_up.device, dtype=c_up.dtype)
+        step = stepper.eager_step
+        if cuda_graph:
+            try:
+                step = stepper.graphed_step(state)
+            except RuntimeError as error:  # e.g. an old driver: the plain path still works
+                import warnings
 
-        def lin(name):  # 1x1 conv -> (W^T (C_in, C_out), bias)
-            return w[f"{name}.weight"][:, :, 0].t().contiguous(), w[f"{name}.bias"]
-
-        mulaw, n_q = cfg.mulaw, cfg.quantize_channels
-        # raw: h = x * w + b with w (R,); mu-law: a one-hot input selects a row of (Q, R)
-        first_w = w["first_conv.weight"][:, :, 0].t().contiguous()
-        first_w = first_w if mulaw else first_w[0]
-        first_b = w["first_conv.bias"]
-        # Skip paths: S = sum_k coef_k s_k (legacy: repeated (S + s) * sqrt(0.5)). The
-        # coefficients are folded into the skip weights, and all layers' skip products
-        # become one matrix product over the stacked gate outputs per step.
-        coefs = [1.0]
-        for _ in cfg.dilations[1:]:
-            coefs = [c * _SQRT_HALF for c in coefs] + [_SQRT_HALF] if cfg.legacy else coefs + [1.0]
-        n_layers, half = len(cfg.dilations), cfg.gate_channels // 2
-        layers, skip_w, skip_b = [], [], 0.0
-        for i, d in enumerate(cfg.dilations):
-            pre = f"conv_layers.{i}"
-            wc = w[f"{pre}.conv.weight"]  # (G, R, k); taps ordered oldest first
-            w_skip, b_skip = lin(f"{pre}.conv1x1_skip")
-            skip_w.append(w_skip * coefs[i])
-            skip_b = skip_b + b_skip * coefs[i]
-            layers.append(
-                dict(
-                    d=d,
-                    size=(k - 1) * d + 1,
-                    w_dil=wc.permute(2, 1, 0).reshape(k * r, -1).contiguous(),  # (k R, G)
-                    w_c=w[f"{pre}.conv1x1c.weight"][:, :, 0],  # (G, cin)
-                    b=w[f"{pre}.conv1x1c.bias"] + w[f"{pre}.conv.bias"],
-                    out=lin(f"{pre}.conv1x1_out"),
-                    buf=torch.zeros(b, (k - 1) * d + 1, r, device=dev, dtype=dt),
+                warnings.warn(
+                    f"CUDA graph capture failed ({error}); generating without it", stacklevel=3
                 )
-            )
-        skip_w = torch.cat(skip_w).contiguous()  # (L G/2, S)
-        gates = torch.empty(b, n_layers, half, device=dev, dtype=dt)
-        head1 = lin("last_conv_layers.1")
-        head2 = lin("last_conv_layers.3")
-
-        x_t = self._initial(initial_input, b, dev, dt)
-        if mulaw:
-            x_t = mulaw_quantize(x_t, n_q)  # the state is the class index
-        out = torch.empty(b, t_total, device=dev, dtype=dt)
+                stepper = _Stepper(self, b, c_up.device, c_up.dtype, fixed_addresses=False)
+                step = stepper.eager_step
         cond = None
         for t in self._progress(range(t_total), progress):
             j = t % chunk_size
-            if j == 0:  # conditioning + biases of every layer for the next chunk: (L, B, T', G)
-                c_chunk = c_up[:, :, t : t + chunk_size].transpose(1, 2)
-                cond = torch.stack(
-                    [
-                        torch.addmm(
-                            ly["b"], c_chunk.reshape(-1, c_chunk.size(-1)), ly["w_c"].t()
-                        ).view(b, c_chunk.size(1), -1)
-                        for ly in layers
-                    ]
-                )
-            h = (first_w[x_t] if mulaw else x_t[:, None] * first_w) + first_b  # (B, R)
-            for li, ly in enumerate(layers):
-                buf, size, d = ly["buf"], ly["size"], ly["d"]
-                buf[:, t % size] = h
-                idx = [(t - (k - 1 - m) * d) % size for m in range(k)]
-                taps = buf[:, idx].reshape(b, k * r)  # tap-major, channel-minor
-                g = torch.addmm(cond[li, :, j], taps, ly["w_dil"])
-                a, bb = g.chunk(2, dim=1)
-                z = torch.mul(torch.tanh(a), torch.sigmoid(bb), out=gates[:, li])
-                if li + 1 < n_layers:  # the last layer's residual output is unused
-                    w_out, b_out = ly["out"]
-                    h = torch.addmm(h + b_out, z, w_out, beta=_SQRT_HALF, alpha=_SQRT_HALF)
-            skips = torch.addmm(skip_b, gates.view(b, -1), skip_w)
-            y = torch.addmm(head1[1], torch.relu(skips), head1[0])
-            y = torch.addmm(head2[1], torch.relu(y), head2[0])  # (B, 3K)
-            if mulaw:
-                x_t = sample_from_softmax(y, generator=generator)
-                out[:, t] = inv_mulaw_quantize(x_t, n_q)
-            else:
-                x_t = sample_from_discretized_mix_logistic(
-                    y, cfg.log_scale_min, generator=generator
-                )
-                out[:, t] = x_t
+            if j == 0:
+                cond = stepper.conditioning(c_up[:, :, t : t + chunk_size].transpose(1, 2))
+            state, out[:, t] = step(t, state, cond[:, :, j], generator)
         return out
 
     @torch.no_grad()
@@ -691,6 +642,168 @@ class WaveNet(nn.Module):
             return out
         finally:
             self.train(was_training)
+
+
+class _Stepper:
+    """One network evaluation per generation step for B rows, with cached inputs.
+
+    Weight normalisation, the biases of the conditioning and dilated convolutions, the
+    legacy skip scaling (``S_k = (S_{k-1} + s_k) sqrt(0.5)``, i.e. ``S = sum coef_k s_k``)
+    are folded into the weights once; all layers' skip products become one matrix
+    product over the stacked gate outputs; the last layer's unused residual is skipped.
+
+    Each dilated convolution keeps its last ``(k - 1) d + 1`` inputs, either in a **ring
+    buffer** written at ``t mod size`` (cheapest; the indices change every step) or, with
+    ``fixed_addresses``, in a window shifted by one each step, so that every step runs
+    the same kernels on the same memory and can be captured as a CUDA graph.
+    """
+
+    def __init__(self, model: WaveNet, b: int, device, dtype, fixed_addresses: bool):
+        cfg = model.config
+        w = model.folded_weights()
+        k, r = cfg.kernel_size, cfg.residual_channels
+
+        def lin(name):  # 1x1 conv -> (W^T (C_in, C_out), bias)
+            return w[f"{name}.weight"][:, :, 0].t().contiguous(), w[f"{name}.bias"]
+
+        self.cfg, self.b, self.k, self.r = cfg, b, k, r
+        self.fixed = fixed_addresses
+        # raw: h = x * w + b with w (R,); mu-law: a one-hot input selects a row of (Q, R)
+        first_w = w["first_conv.weight"][:, :, 0].t().contiguous()
+        self.first_w = first_w if cfg.mulaw else first_w[0]
+        self.first_b = w["first_conv.bias"]
+        coefs = [1.0]
+        for _ in cfg.dilations[1:]:
+            coefs = [c * _SQRT_HALF for c in coefs] + [_SQRT_HALF] if cfg.legacy else coefs + [1.0]
+        self.layers, skip_w, self.skip_b = [], [], 0.0
+        for i, d in enumerate(cfg.dilations):
+            pre = f"conv_layers.{i}"
+            wc = w[f"{pre}.conv.weight"]  # (G, R, k); taps ordered oldest first
+            w_skip, b_skip = lin(f"{pre}.conv1x1_skip")
+            skip_w.append(w_skip * coefs[i])
+            self.skip_b = self.skip_b + b_skip * coefs[i]
+            size = (k - 1) * d + 1
+            self.layers.append(
+                dict(
+                    d=d,
+                    size=size,
+                    w_dil=wc.permute(2, 1, 0).reshape(k * r, -1).contiguous(),  # (k R, G)
+                    w_c=w[f"{pre}.conv1x1c.weight"][:, :, 0].t().contiguous(),  # (cin, G)
+                    b=w[f"{pre}.conv1x1c.bias"] + w[f"{pre}.conv.bias"],
+                    out=lin(f"{pre}.conv1x1_out"),
+                    buf=torch.zeros(b, size, r, device=device, dtype=dtype),
+                )
+            )
+        self.skip_w = torch.cat(skip_w).contiguous()  # (L G/2, S)
+        self.gates = torch.empty(
+            b, len(self.layers), cfg.gate_channels // 2, device=device, dtype=dtype
+        )
+        self.head1 = lin("last_conv_layers.1")
+        self.head2 = lin("last_conv_layers.3")
+
+    def initial_state(self, x0: torch.Tensor) -> torch.Tensor:
+        """The first input: amplitudes (raw) or their mu-law classes."""
+        return mulaw_quantize(x0, self.cfg.quantize_channels) if self.cfg.mulaw else x0
+
+    def conditioning(self, c_chunk: torch.Tensor) -> torch.Tensor:
+        """(B, T', cin) upsampled mel -> every layer's conditioning + biases, (L, B, T', G)."""
+        flat = c_chunk.reshape(-1, c_chunk.size(-1))
+        return torch.stack(
+            [
+                torch.addmm(ly["b"], flat, ly["w_c"]).view(self.b, c_chunk.size(1), -1)
+                for ly in self.layers
+            ]
+        )
+
+    def network(self, state: torch.Tensor, cond_t: torch.Tensor, t: int | None) -> torch.Tensor:
+        """Outputs (B, out_channels) for inputs ``state`` (B,) and conditioning (L, B, G)."""
+        b, k, r = self.b, self.k, self.r
+        h = (
+            self.first_w[state] if self.cfg.mulaw else state[:, None] * self.first_w
+        ) + self.first_b
+        last = len(self.layers) - 1
+        for li, ly in enumerate(self.layers):
+            buf, size, d = ly["buf"], ly["size"], ly["d"]
+            if self.fixed:  # shift the window: taps at 0, d, ..., size - 1
+                buf[:, :-1] = buf[:, 1:].clone()
+                buf[:, -1] = h
+                taps = buf[:, ::d]
+            else:
+                buf[:, t % size] = h
+                taps = buf[:, [(t - (k - 1 - m) * d) % size for m in range(k)]]
+            g = torch.addmm(cond_t[li], taps.reshape(b, k * r), ly["w_dil"])  # tap-major
+            a, bb = g.chunk(2, dim=1)
+            z = torch.mul(torch.tanh(a), torch.sigmoid(bb), out=self.gates[:, li])
+            if li < last:  # the last layer's residual output is unused
+                w_out, b_out = ly["out"]
+                h = torch.addmm(h + b_out, z, w_out, beta=_SQRT_HALF, alpha=_SQRT_HALF)
+        skips = torch.addmm(self.skip_b, self.gates.view(b, -1), self.skip_w)
+        y = torch.addmm(self.head1[1], torch.relu(skips), self.head1[0])
+        return torch.addmm(self.head2[1], torch.relu(y), self.head2[0])
+
+    def draw(self, y: torch.Tensor, uniforms) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample the next state and its amplitude from outputs y (B, out)."""
+        cfg = self.cfg
+        if cfg.mulaw:
+            q = sample_from_softmax(y, uniforms=uniforms[0])
+            return q, inv_mulaw_quantize(q, cfg.quantize_channels).to(y.dtype)
+        x = sample_from_discretized_mix_logistic(y, cfg.log_scale_min, uniforms=uniforms)
+        return x, x
+
+    def uniforms(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Empty tensors for one step's draws, in r9y9's order: (B, K) then (B,)."""
+        n = self.cfg.quantize_channels if self.cfg.mulaw else self.cfg.out_channels // 3
+        return like.new_empty(self.b, n), like.new_empty(self.b)
+
+    def eager_step(self, t, state, cond_t, generator):
+        """One step: outputs, uniform draws from ``generator`` in r9y9's order, sample."""
+        y = self.network(state, cond_t, t)
+        u = self.uniforms(y)
+        for part in u[:1] if self.cfg.mulaw else u:
+            part.uniform_(*UNIFORM_RANGE, generator=generator)
+        return self.draw(y, u)
+
+    def graphed_step(self, state: torch.Tensor):
+        """A step function that replays one captured CUDA graph (fixed addresses only)."""
+        st_state = state.clone()
+        st_cond = torch.zeros(
+            len(self.layers),
+            self.b,
+            self.cfg.gate_channels,
+            device=state.device,
+            dtype=self.skip_w.dtype,
+        )
+        st_u = self.uniforms(st_cond)
+        st_out = st_cond.new_zeros(self.b)
+
+        def body():
+            new_state, amplitude = self.draw(self.network(st_state, st_cond, None), st_u)
+            st_state.copy_(new_state)
+            st_out.copy_(amplitude)
+
+        bufs = [ly["buf"] for ly in self.layers]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up (library handles) off the capture
+            for u in st_u:
+                u.fill_(0.5)
+            body()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            body()
+        for buf in bufs:  # the warm-up ran the network once: start from silence again
+            buf.zero_()
+        st_state.copy_(state)
+
+        def step(t, _state, cond_t, generator):
+            st_cond.copy_(cond_t)
+            for part in st_u[:1] if self.cfg.mulaw else st_u:
+                part.uniform_(*UNIFORM_RANGE, generator=generator)
+            graph.replay()
+            return st_state, st_out
+
+        return step
 
 
 # ---------------------------------------------------------------- state-dict import

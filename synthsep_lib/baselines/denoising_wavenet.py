@@ -46,7 +46,7 @@ from keras import layers
 
 from .. import audio
 from ..config import DenoiserConfig
-from ..encoder.inference import _weights_sha1
+from ..encoder.inference import weights_sha1
 from ..encoder.train import CHAPTER_DATA, CHECKPOINT_NAME
 from ..evaluation.runner import output_path
 from ..mixing import read_test_manifest
@@ -340,7 +340,7 @@ def denoise_test_set(paths: RunPaths, profile, model=None, progress: bool = True
         model = load_trained_denoiser(paths)
         made_by = f"checkpoint {file_sha1(paths.baseline(METHOD) / CHECKPOINT_NAME)}"
     else:
-        made_by = f"weights {_weights_sha1(model)}"
+        made_by = f"weights {weights_sha1(model)}"
     folder = paths.outputs(METHOD)
     reset_if_stale(folder, f"{made_by}; manifest {file_sha1(manifest_path)}", "[0-9]*.wav")
     timing_path = folder / "timing.csv"

@@ -65,18 +65,18 @@ from ..encoder.train import (
     LOG_DIR_NAME,
     STATE_ENTRY,
     STATE_NAME,
+    Determinism,
+    EpochProgress,
+    EpochSeconds,
     NonFiniteLossError,
-    _Determinism,
-    _EpochSeconds,
-    _feed_error_from,
-    _load_state,
-    _numpy,
-    _Progress,
-    _read_history,
-    _StopOnNonFinite,
-    _write_history,
+    StopOnNonFinite,
+    as_numpy,
     default_strategy,
+    feed_error_from,
+    load_training_state,
+    read_history,
     tensorboard_available,
+    write_history,
 )
 from ..runs import (
     RunConfigError,
@@ -383,7 +383,7 @@ class _Plateau(keras.callbacks.ReduceLROnPlateau):
             self.cooldown_counter = int(self.restore["cooldown_counter"])
 
     def memory(self) -> dict[str, Any]:
-        best = None if self.best is None else float(_numpy(self.best))
+        best = None if self.best is None else float(as_numpy(self.best))
         return {
             "best": best,
             "wait": int(self.wait),
@@ -400,16 +400,16 @@ class _Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": int(epoch)}
-        row.update({key: float(_numpy(value)) for key, value in (logs or {}).items()})
+        row.update({key: float(as_numpy(value)) for key, value in (logs or {}).items()})
         self.history.append(row)
         run = self.run
         state = {
             "epoch": int(epoch) + 1,
             "epochs_planned": run["epochs"],
             "learning_rate": row.get("learning_rate"),
-            "next_learning_rate": float(_numpy(self.model.optimizer.learning_rate)),
+            "next_learning_rate": float(as_numpy(self.model.optimizer.learning_rate)),
             "plateau": self.plateau.memory(),
-            "optimizer_iterations": int(_numpy(self.model.optimizer.iterations)),
+            "optimizer_iterations": int(as_numpy(self.model.optimizer.iterations)),
             "feed": {
                 "seed": run["seed"],
                 "next_epoch": int(epoch) + 1,
@@ -436,14 +436,6 @@ class _Checkpoint(keras.callbacks.Callback):
                 archive.writestr(STATE_ENTRY, json.dumps(state, indent=2, sort_keys=True))
             sha1 = file_sha1(tmp)
         write_json_atomic(self.folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
-
-
-class _DenoiserProgress(_Progress):
-    """The encoder trainer's progress bar, labelled for B2."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.bar is not None:
-            self.bar.set_description(f"B2 denoiser epoch {epoch + 1}/{self.epochs}")
 
 
 def train_denoiser(
@@ -524,7 +516,7 @@ def train_denoiser(
         splits = corpora.load_splits(require_artifact(paths.splits, CHAPTER_DATA))
     config = denoiser_run_config(profile, splits)
 
-    state = _load_state(folder)
+    state = load_training_state(folder)
     if state is not None:
         diffs = config_differences(state.get("config", {}), config, ignore=RESUMABLE_CHANGES)
         if diffs:
@@ -542,12 +534,12 @@ def train_denoiser(
             history_path.unlink()
         shutil.rmtree(folder / LOG_DIR_NAME, ignore_errors=True)
     else:
-        _write_history(history_path, history_rows)
+        write_history(history_path, history_rows)
         if not (folder / STATE_NAME).exists():
             sha1 = file_sha1(folder / CHECKPOINT_NAME)
             write_json_atomic(folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
     if initial_epoch >= epochs:
-        history = _read_history(history_path)
+        history = read_history(history_path)
         history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)
         return history
 
@@ -582,14 +574,14 @@ def train_denoiser(
     }
     checkpoint = _Checkpoint(folder, run, history_rows, plateau)
     csv_logger = keras.callbacks.CSVLogger(str(history_path), append=True)
-    bar = _DenoiserProgress(METHOD, initial_epoch, epochs, len(train_feed)) if progress else None
+    bar = EpochProgress("B2 denoiser", initial_epoch, epochs, len(train_feed)) if progress else None
     # At an epoch end: stop on NaN first, then the plateau decision (it also puts the
     # epoch's learning rate into the logs), then the files.
     chain = [
-        _Determinism(int(cfg.seed)),
+        Determinism(int(cfg.seed)),
         train_feed.epoch_callback(),
-        _EpochSeconds(),
-        _StopOnNonFinite(initial_epoch),
+        EpochSeconds(),
+        StopOnNonFinite(initial_epoch),
         plateau,
         checkpoint,
         csv_logger,
@@ -624,7 +616,7 @@ def train_denoiser(
     except (FeedError, NonFiniteLossError, KeyboardInterrupt):
         raise
     except Exception as err:
-        feed_error = _feed_error_from(err)
+        feed_error = feed_error_from(err)
         if feed_error is None:
             raise
         raise feed_error from None
@@ -633,6 +625,6 @@ def train_denoiser(
             bar.close()
         if csv_logger.csv_file is not None and not csv_logger.csv_file.closed:
             csv_logger.csv_file.close()
-    history = _read_history(history_path)
+    history = read_history(history_path)
     history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)
     return history

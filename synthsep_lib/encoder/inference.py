@@ -260,7 +260,8 @@ def load_trained_encoder(paths: RunPaths, variant: str) -> keras.Model:
     return load_checkpoint(checkpoint, compile=False)
 
 
-def _weights_sha1(model) -> str:
+def weights_sha1(model) -> str:
+    """SHA-1 over a Keras model's weights: which trained model made an output."""
     digest = hashlib.sha1()
     for weight in model.get_weights():
         digest.update(np.ascontiguousarray(weight).tobytes())
@@ -348,7 +349,7 @@ def predict_test_set(
         model = load_trained_encoder(paths, variant)
         made_by = f"checkpoint {file_sha1(folder / CHECKPOINT_NAME)}"
     else:
-        made_by = f"weights {_weights_sha1(model)}"
+        made_by = f"weights {weights_sha1(model)}"
     mode = f"training={bool(training)} batch_size={int(batch_size)}" if training else "inference"
     made_from = f"{made_by}; manifest {file_sha1(manifest_path)}; {mode}"
     out_dir = paths.encoder_estimates(variant)

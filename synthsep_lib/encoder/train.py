@@ -105,6 +105,16 @@ __all__ = [
     "read_checkpoint_state",
     "load_checkpoint",
     "train_encoder",
+    # building blocks shared with B2's trainer (synthsep_lib.baselines)
+    "Determinism",
+    "EpochSeconds",
+    "EpochProgress",
+    "StopOnNonFinite",
+    "as_numpy",
+    "feed_error_from",
+    "load_training_state",
+    "read_history",
+    "write_history",
 ]
 
 #: Chapters named in "run this first" messages.
@@ -279,7 +289,7 @@ def _reseed(model: keras.Model, seed: int, epoch: int) -> None:
         state.assign(np.array([value, 0], dtype=state.dtype))
 
 
-def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` (per-epoch logs) as CSVLogger would: epoch first, then sorted keys."""
     if not rows:
         if path.exists():
@@ -294,7 +304,8 @@ def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
                 writer.writerow({k: row.get(k, "NA") for k in ["epoch"] + keys})
 
 
-def _read_history(path: Path) -> pd.DataFrame:
+def read_history(path: Path) -> pd.DataFrame:
+    """``history.csv`` as written by :func:`write_history` (empty if there is none)."""
     if not path.exists():
         return pd.DataFrame(columns=["epoch"])
     return pd.read_csv(path)
@@ -303,7 +314,7 @@ def _read_history(path: Path) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------
 # Callbacks
 # ---------------------------------------------------------------------------------------
-class _Determinism(keras.callbacks.Callback):
+class Determinism(keras.callbacks.Callback):
     """At each epoch start: random state from ``(seed, epoch)`` for Python, NumPy, TF and
     the model's SeedGenerators."""
 
@@ -315,7 +326,7 @@ class _Determinism(keras.callbacks.Callback):
         _reseed(self.model, self.seed, epoch)
 
 
-class _EpochSeconds(keras.callbacks.Callback):
+class EpochSeconds(keras.callbacks.Callback):
     """Adds ``seconds`` (wall time of the epoch, validation included) to the logs."""
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -326,19 +337,19 @@ class _EpochSeconds(keras.callbacks.Callback):
             logs["seconds"] = time.perf_counter() - self._t0
 
 
-def _numpy(value) -> np.ndarray:
+def as_numpy(value) -> np.ndarray:
     """A NumPy copy of a float, tensor or Keras variable."""
     return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
 
 def _finite(value) -> bool:
     try:
-        return math.isfinite(float(_numpy(value)))
+        return math.isfinite(float(as_numpy(value)))
     except (TypeError, ValueError):
         return True
 
 
-class _StopOnNonFinite(keras.callbacks.Callback):
+class StopOnNonFinite(keras.callbacks.Callback):
     """Like ``keras.callbacks.TerminateOnNaN``, but raises at once with a clear message,
     so that the epoch is neither finished nor checkpointed."""
 
@@ -348,14 +359,14 @@ class _StopOnNonFinite(keras.callbacks.Callback):
         self.epoch = 0
 
     def _message(self, what: str, value, where: str) -> str:
-        lr = float(_numpy(self.model.optimizer.learning_rate))
+        lr = float(as_numpy(self.model.optimizer.learning_rate))
         saved = (
             f"the checkpoint holds the model after epoch {self.last_saved}"
             if self.last_saved
             else "no checkpoint was written yet"
         )
         return (
-            f"the {what} became {float(_numpy(value))} {where} of epoch {self.epoch} "
+            f"the {what} became {float(as_numpy(value))} {where} of epoch {self.epoch} "
             f"(learning rate {lr:.3g}); training stopped before saving this epoch, {saved}. "
             "Non-finite input blocks would have been reported by the data feed, so try a "
             "lower learning rate or restart from the checkpoint."
@@ -389,7 +400,7 @@ class _Checkpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": int(epoch)}
         for key, value in (logs or {}).items():
-            row[key] = float(_numpy(value))
+            row[key] = float(as_numpy(value))
         self.history.append(row)
         enc = self.state["encoder_cfg"]
         state = {
@@ -397,7 +408,7 @@ class _Checkpoint(keras.callbacks.Callback):
             "epochs_planned": self.state["epochs"],
             "learning_rate": learning_rate_at(epoch, enc),
             "next_learning_rate": learning_rate_at(epoch + 1, enc),
-            "optimizer_iterations": int(_numpy(self.model.optimizer.iterations)),
+            "optimizer_iterations": int(as_numpy(self.model.optimizer.iterations)),
             "feed": {
                 "seed": self.state["feed_seed"],
                 "next_epoch": int(epoch) + 1,
@@ -415,7 +426,7 @@ class _Checkpoint(keras.callbacks.Callback):
                 "seed": self.state["seed"],
                 "next_python_numpy_seed": self.state["seed"] + int(epoch) + 1,
                 "seed_generator_states_at_save": [
-                    [int(x) for x in _numpy(v)] for v in _seed_states(self.model)
+                    [int(x) for x in as_numpy(v)] for v in _seed_states(self.model)
                 ],
             },
             "config": self.state["config"],
@@ -432,12 +443,12 @@ class _Checkpoint(keras.callbacks.Callback):
         write_json_atomic(self.folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
 
 
-class _Progress(keras.callbacks.Callback):
+class EpochProgress(keras.callbacks.Callback):
     """One tqdm bar over the steps of all remaining epochs, with the latest losses."""
 
-    def __init__(self, variant: str, initial_epoch: int, epochs: int, steps: int):
+    def __init__(self, label: str, initial_epoch: int, epochs: int, steps: int):
         super().__init__()
-        self.variant, self.epochs, self.steps = variant, epochs, steps
+        self.label, self.epochs, self.steps = label, epochs, steps
         self.initial_epoch = initial_epoch
         self.bar = None
         self.postfix: dict[str, str] = {}
@@ -447,24 +458,24 @@ class _Progress(keras.callbacks.Callback):
 
         self.bar = tqdm(
             total=(self.epochs - self.initial_epoch) * self.steps,
-            desc=f"encoder {self.variant}",
+            desc=self.label,
             unit="step",
         )
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.bar is not None:
-            self.bar.set_description(f"encoder {self.variant} epoch {epoch + 1}/{self.epochs}")
+            self.bar.set_description(f"{self.label} epoch {epoch + 1}/{self.epochs}")
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar is not None:
             if logs and "loss" in logs:
-                self.postfix["loss"] = f"{float(_numpy(logs['loss'])):.4g}"
+                self.postfix["loss"] = f"{float(as_numpy(logs['loss'])):.4g}"
             self.bar.set_postfix(self.postfix, refresh=False)
             self.bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.bar is not None and logs and "val_loss" in logs:
-            self.postfix["val_loss"] = f"{float(_numpy(logs['val_loss'])):.4g}"
+            self.postfix["val_loss"] = f"{float(as_numpy(logs['val_loss'])):.4g}"
             self.bar.set_postfix(self.postfix)
 
     def close(self):
@@ -480,7 +491,7 @@ _FEED_ERROR = re.compile(rf"{FeedError.__name__}: ([^\n]+)")
 _FEED_SOURCE = re.compile(r"'([^']+)' with noise '([^']+)'")
 
 
-def _feed_error_from(err: BaseException) -> FeedError | None:
+def feed_error_from(err: BaseException) -> FeedError | None:
     """The data feed's error carried (as text) by a TensorFlow error from ``fit``.
 
     Batches pass through ``tf.data`` (and, with workers, a process pool), which turns a
@@ -494,7 +505,7 @@ def _feed_error_from(err: BaseException) -> FeedError | None:
     return FeedError(message, _FEED_SOURCE.findall(message))
 
 
-def _load_state(folder: Path) -> dict[str, Any] | None:
+def load_training_state(folder: Path) -> dict[str, Any] | None:
     """State of the run in ``folder``, or None for a fresh run."""
     checkpoint = folder / CHECKPOINT_NAME
     if not checkpoint.exists():
@@ -601,7 +612,7 @@ def train_encoder(
         splits = corpora.load_splits(require_artifact(paths.splits, CHAPTER_DATA))
     config = encoder_run_config(profile, variant, splits)
 
-    state = _load_state(folder)
+    state = load_training_state(folder)
     if state is not None:
         diffs = config_differences(state.get("config", {}), config, ignore=RESUMABLE_CHANGES)
         if diffs:
@@ -620,12 +631,12 @@ def train_encoder(
             history_path.unlink()
         shutil.rmtree(folder / LOG_DIR_NAME, ignore_errors=True)
     else:
-        _write_history(history_path, history_rows)
+        write_history(history_path, history_rows)
         if not (folder / STATE_NAME).exists():
             sha1 = file_sha1(folder / CHECKPOINT_NAME)
             write_json_atomic(folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
     if initial_epoch >= epochs:
-        history = _read_history(history_path)
+        history = read_history(history_path)
         history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)
         return history
 
@@ -666,16 +677,20 @@ def train_encoder(
     }
     checkpoint = _Checkpoint(folder, run_state, history_rows)
     csv_logger = keras.callbacks.CSVLogger(str(history_path), append=True)
-    bar = _Progress(variant, initial_epoch, epochs, len(train_feed)) if progress else None
+    bar = (
+        EpochProgress(f"encoder {variant}", initial_epoch, epochs, len(train_feed))
+        if progress
+        else None
+    )
     # Order matters: random state and feed epoch before anything else at an epoch start;
     # at an epoch end the learning rate and seconds enter the logs before the checkpoint
     # stores them, and the CSV row is written last.
     chain = [
-        _Determinism(int(enc.seed)),
+        Determinism(int(enc.seed)),
         train_feed.epoch_callback(),
         keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, enc)),
-        _EpochSeconds(),
-        _StopOnNonFinite(initial_epoch),
+        EpochSeconds(),
+        StopOnNonFinite(initial_epoch),
         checkpoint,
         csv_logger,
     ]
@@ -711,7 +726,7 @@ def train_encoder(
     except (FeedError, NonFiniteLossError, KeyboardInterrupt):
         raise
     except Exception as err:
-        feed_error = _feed_error_from(err)
+        feed_error = feed_error_from(err)
         if feed_error is None:
             raise
         raise feed_error from None
@@ -720,7 +735,7 @@ def train_encoder(
             bar.close()
         if csv_logger.csv_file is not None and not csv_logger.csv_file.closed:
             csv_logger.csv_file.close()
-    history = _read_history(history_path)
+    history = read_history(history_path)
     history.attrs.update(
         run_dir=str(folder),
         initial_epoch=initial_epoch,

@@ -44,7 +44,6 @@ import datetime
 import json
 import os
 import shutil
-import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,17 +64,11 @@ from ..encoder.train import (
     LOG_DIR_NAME,
     STATE_ENTRY,
     STATE_NAME,
-    Determinism,
-    EpochProgress,
-    EpochSeconds,
-    NonFiniteLossError,
-    StopOnNonFinite,
     as_numpy,
     default_strategy,
-    feed_error_from,
+    fit_resumable,
     load_training_state,
     read_history,
-    tensorboard_available,
     write_history,
 )
 from ..runs import (
@@ -573,58 +566,20 @@ def train_denoiser(
         "config": config,
     }
     checkpoint = _Checkpoint(folder, run, history_rows, plateau)
-    csv_logger = keras.callbacks.CSVLogger(str(history_path), append=True)
-    bar = EpochProgress("B2 denoiser", initial_epoch, epochs, len(train_feed)) if progress else None
-    # At an epoch end: stop on NaN first, then the plateau decision (it also puts the
-    # epoch's learning rate into the logs), then the files.
-    chain = [
-        Determinism(int(cfg.seed)),
-        train_feed.epoch_callback(),
-        EpochSeconds(),
-        StopOnNonFinite(initial_epoch),
-        plateau,
-        checkpoint,
-        csv_logger,
-    ]
-    if tensorboard_available():
-        chain.insert(
-            chain.index(checkpoint),
-            keras.callbacks.TensorBoard(
-                log_dir=str(folder / LOG_DIR_NAME), write_graph=False, profile_batch=0
-            ),
-        )
-    else:
-        warnings.warn(
-            "TensorBoard is not installed, so no TensorBoard logs are written (history.csv "
-            "holds the same curves); `pip install tensorboard` to get them",
-            UserWarning,
-            stacklevel=2,
-        )
-    if bar is not None:
-        chain.append(bar)
-    chain += list(callbacks or [])
-    try:
-        model.fit(
-            train_feed,
-            validation_data=valid_feed,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,
-            callbacks=chain,
-            verbose=0,
-        )
-    except (FeedError, NonFiniteLossError, KeyboardInterrupt):
-        raise
-    except Exception as err:
-        feed_error = feed_error_from(err)
-        if feed_error is None:
-            raise
-        raise feed_error from None
-    finally:
-        if bar is not None:
-            bar.close()
-        if csv_logger.csv_file is not None and not csv_logger.csv_file.closed:
-            csv_logger.csv_file.close()
+    fit_resumable(
+        model,
+        train_feed,
+        valid_feed,
+        folder=folder,
+        seed=int(cfg.seed),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        checkpoint=checkpoint,
+        # the plateau decision also puts the epoch's learning rate into the logs
+        after_checks=[plateau],
+        label="B2 denoiser" if progress else None,
+        callbacks=callbacks,
+    )
     history = read_history(history_path)
     history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)
     return history

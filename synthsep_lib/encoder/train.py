@@ -65,6 +65,7 @@ import shutil
 import time
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,7 @@ __all__ = [
     "load_checkpoint",
     "train_encoder",
     # building blocks shared with B2's trainer (synthsep_lib.baselines)
+    "fit_resumable",
     "Determinism",
     "EpochSeconds",
     "EpochProgress",
@@ -526,6 +528,104 @@ def load_training_state(folder: Path) -> dict[str, Any] | None:
     return state
 
 
+def fit_resumable(
+    model: keras.Model,
+    train_feed,
+    valid_feed,
+    *,
+    folder: Path,
+    seed: int,
+    epochs: int,
+    initial_epoch: int,
+    checkpoint: keras.callbacks.Callback,
+    before_checks: Sequence[keras.callbacks.Callback] = (),
+    after_checks: Sequence[keras.callbacks.Callback] = (),
+    label: str | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+) -> None:
+    """``model.fit`` with the callbacks that make a run resumable, logged and safe.
+
+    The order matters and is the same for every Keras trainer of the book (the encoders,
+    B2): at an epoch start the random state (:class:`Determinism`) and the feed's epoch
+    come first; at an epoch end ``before_checks`` (e.g. the learning-rate schedule),
+    the epoch's seconds, the NaN stop, ``after_checks`` (e.g. B2's plateau rule), then
+    TensorBoard (so a finished epoch's events are written before it counts as done),
+    ``checkpoint``, the CSV row of ``history.csv``, the progress bar and ``callbacks``.
+    A data-feed failure surfacing as a TensorFlow error is re-raised as its
+    :class:`FeedError`; the CSV file and the bar are closed whatever happens.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Compiled.
+    train_feed, valid_feed : keras.utils.PyDataset
+        Feeds with ``epoch_callback()`` (``BlockFeed`` or a subclass).
+    folder : Path
+        The run folder (``history.csv``, ``logs/``).
+    seed : int
+        Seed of the per-epoch random state.
+    epochs, initial_epoch : int
+        Train epochs ``initial_epoch .. epochs - 1``.
+    checkpoint : keras.callbacks.Callback
+        Writes the resumable state at each epoch end.
+    before_checks, after_checks : sequence of keras.callbacks.Callback
+        Trainer-specific callbacks placed as described above.
+    label : str, optional
+        Progress-bar label; None shows no bar.
+    callbacks : sequence of keras.callbacks.Callback, optional
+        Extra callbacks, run last.
+
+    Used in: Chapter 2 (02_encoder), Chapter 4 (04_baselines)
+    """
+    csv_logger = keras.callbacks.CSVLogger(str(folder / HISTORY_NAME), append=True)
+    bar = None
+    if label is not None:
+        bar = EpochProgress(label, initial_epoch, epochs, len(train_feed))
+    chain = [
+        Determinism(seed),
+        train_feed.epoch_callback(),
+        *before_checks,
+        EpochSeconds(),
+        StopOnNonFinite(initial_epoch),
+        *after_checks,
+    ]
+    if tensorboard_available():
+        log_dir = str(folder / LOG_DIR_NAME)
+        chain.append(
+            keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, profile_batch=0)
+        )
+    else:
+        warnings.warn(
+            "TensorBoard is not installed, so no TensorBoard logs are written (history.csv "
+            "holds the same curves); `pip install tensorboard` to get them",
+            UserWarning,
+            stacklevel=3,
+        )
+    chain += [checkpoint, csv_logger] + ([bar] if bar is not None else []) + list(callbacks or [])
+    try:
+        model.fit(
+            train_feed,
+            validation_data=valid_feed,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,  # batch i of epoch e is already a random draw; keep fit's order
+            callbacks=chain,
+            verbose=0,
+        )
+    except (FeedError, NonFiniteLossError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        feed_error = feed_error_from(err)
+        if feed_error is None:
+            raise
+        raise feed_error from None
+    finally:
+        if bar is not None:
+            bar.close()
+        if csv_logger.csv_file is not None and not csv_logger.csv_file.closed:
+            csv_logger.csv_file.close()
+
+
 def train_encoder(
     paths: RunPaths,
     profile,
@@ -676,65 +776,20 @@ def train_encoder(
         "config": config,
     }
     checkpoint = _Checkpoint(folder, run_state, history_rows)
-    csv_logger = keras.callbacks.CSVLogger(str(history_path), append=True)
-    bar = (
-        EpochProgress(f"encoder {variant}", initial_epoch, epochs, len(train_feed))
-        if progress
-        else None
+    fit_resumable(
+        model,
+        train_feed,
+        valid_feed,
+        folder=folder,
+        seed=int(enc.seed),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        checkpoint=checkpoint,
+        # the rate of the epoch enters the logs before the checkpoint stores them
+        before_checks=[keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, enc))],
+        label=f"encoder {variant}" if progress else None,
+        callbacks=callbacks,
     )
-    # Order matters: random state and feed epoch before anything else at an epoch start;
-    # at an epoch end the learning rate and seconds enter the logs before the checkpoint
-    # stores them, and the CSV row is written last.
-    chain = [
-        Determinism(int(enc.seed)),
-        train_feed.epoch_callback(),
-        keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, enc)),
-        EpochSeconds(),
-        StopOnNonFinite(initial_epoch),
-        checkpoint,
-        csv_logger,
-    ]
-    if tensorboard_available():
-        # Before the checkpoint: events of a finished epoch are written before it counts
-        # as done (after a crash in between, the epoch is retrained and logged again).
-        chain.insert(
-            chain.index(checkpoint),
-            keras.callbacks.TensorBoard(
-                log_dir=str(folder / LOG_DIR_NAME), write_graph=False, profile_batch=0
-            ),
-        )
-    else:
-        warnings.warn(
-            "TensorBoard is not installed, so no TensorBoard logs are written (history.csv "
-            "holds the same curves); `pip install tensorboard` to get them",
-            UserWarning,
-            stacklevel=2,
-        )
-    if bar is not None:
-        chain.append(bar)
-    chain += list(callbacks or [])
-    try:
-        model.fit(
-            train_feed,
-            validation_data=valid_feed,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,  # batch i of epoch e is already a random draw; keep fit's order
-            callbacks=chain,
-            verbose=0,
-        )
-    except (FeedError, NonFiniteLossError, KeyboardInterrupt):
-        raise
-    except Exception as err:
-        feed_error = feed_error_from(err)
-        if feed_error is None:
-            raise
-        raise feed_error from None
-    finally:
-        if bar is not None:
-            bar.close()
-        if csv_logger.csv_file is not None and not csv_logger.csv_file.closed:
-            csv_logger.csv_file.close()
     history = read_history(history_path)
     history.attrs.update(
         run_dir=str(folder),

@@ -133,6 +133,9 @@ def test_vocode_test_set_writes_aligned_outputs_and_resumes(tmp_path, model):
     assert third["written"].tolist() == [False, True]
     assert (out_dir / "000.wav").read_bytes() == before
     assert pd.read_csv(out_dir / "timing.csv")["pair"].tolist() == [0, 1]
+    # another vocoder (retrained weights) makes them all again
+    other = WaveNet(WaveNetConfig.small()).eval()
+    assert syn.vocode_test_set(paths, profile, other, progress=False)["written"].all()
 
 
 def test_vocode_test_set_from_encoder_estimates_checks_features(tmp_path, model):

@@ -20,6 +20,7 @@ Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -256,6 +257,15 @@ class _Job:
     encoder_seconds: float
 
 
+def _weights_sha1(model: WaveNet) -> str:
+    """SHA-1 over the model's parameters: which vocoder made an output."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _check_features(paths: RunPaths, profile) -> None:
     """The encoder's mel must be made with the vocoder's feature settings."""
     config = paths.encoder("proposed") / "config.json"
@@ -310,8 +320,8 @@ def vocode_test_set(
     generation time, plus the encoder's time for that mixture (``NNN.json``) when the
     mel is its estimate, so the Proposed row times the whole pipeline. Pairs
     already written are skipped, so an interrupted run continues (the random draws of
-    a file depend on the batch it lands in); outputs made from another test manifest or
-    other encoder estimates are removed first.
+    a file depend on the batch it lands in); outputs made from another test manifest,
+    other encoder estimates or another vocoder (weights) are removed first.
 
     Parameters
     ----------
@@ -351,7 +361,7 @@ def vocode_test_set(
         _check_features(paths, profile)
 
     out_dir = paths.outputs(method)
-    made_from = file_sha1(paths.test_manifest)
+    made_from = f"{file_sha1(paths.test_manifest)}; vocoder {_weights_sha1(model)}"
     if mel_source == "encoder":  # new estimates (a retrained encoder) make new outputs
         made_from += f"; encoder/proposed estimates {estimates_sha1(paths, 'proposed', pairs)}"
     reset_if_stale(out_dir, made_from, pattern="[0-9]*.wav")

@@ -25,6 +25,7 @@ help:
 	@echo "make book   - set up .venv, build the mini corpus, execute every chapter ($(PROFILE)) and render _build/html"
 	@echo "make test   - the same set-up, then unit tests, chapter execution and rendered-HTML checks"
 	@echo "make corpus - only build (reduced) or download (paper) the corpora of PROFILE under $(DATA_ROOT)"
+	@echo "make clean  - remove _build and $(RUN_ROOT), except listening-test answers and the published checkpoint"
 	@echo "Variables: PROFILE=reduced|paper DATA_ROOT=$(DATA_ROOT) RUN_ROOT=$(RUN_ROOT) PYTHON=$(PYTHON)"
 
 setup: $(STAMP)
@@ -65,5 +66,10 @@ lint: $(STAMP)
 benchmarks: $(STAMP) $(REF_STAMP)
 	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
+# Keeps what cannot be remade: listening-test answers and the downloaded WaveNet checkpoint.
 clean:
-	rm -rf _build $(RUN_ROOT)
+	rm -rf _build
+	if [ -d $(RUN_ROOT) ]; then
+		find $(RUN_ROOT) -type f ! -name responses.csv ! -path '*/vocoder/wavenet/published/*' -delete
+		find $(RUN_ROOT) -mindepth 1 -type d -empty -delete
+	fi

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .. import audio
 from ..mixing import read_test_manifest
-from ..runs import RunPaths, atomic_path, require_artifact
+from ..runs import RunPaths, atomic_path, read_timing, require_artifact
 
 __all__ = ["output_path", "method_outputs", "evaluate_outputs", "read_timings", "CHAPTER_ONE"]
 
@@ -217,14 +217,13 @@ def read_timings(paths: RunPaths, methods=None) -> pd.DataFrame:
     """
     rows = {}
     for method in methods or method_outputs(paths):
-        timing = paths.outputs(method) / "timing.csv"
-        if not timing.exists():
+        timing = read_timing(paths.outputs(method) / "timing.csv")
+        if not timing:
             continue
-        t = pd.read_csv(timing)
         rows[method] = {
-            "files": len(t),
-            "seconds": float(t["seconds"].sum()),
-            "audio_seconds": float(t["audio_seconds"].sum()),
+            "files": len(timing),
+            "seconds": sum(r["seconds"] for r in timing.values()),
+            "audio_seconds": sum(r["audio_seconds"] for r in timing.values()),
         }
     frame = pd.DataFrame.from_dict(
         rows, orient="index", columns=["files", "seconds", "audio_seconds"]

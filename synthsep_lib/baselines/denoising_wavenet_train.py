@@ -43,7 +43,6 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,23 +58,18 @@ from ..encoder.feed import BlockFeed, FeedError, UtterancePlan
 from ..encoder.train import (
     CHAPTER_DATA,
     CHECKPOINT_NAME,
-    CONFIG_NAME,
     HISTORY_NAME,
-    LOG_DIR_NAME,
     STATE_ENTRY,
     STATE_NAME,
     as_numpy,
     default_strategy,
     fit_resumable,
-    load_training_state,
+    open_run_folder,
     read_history,
-    write_history,
 )
 from ..runs import (
-    RunConfigError,
     RunPaths,
     atomic_path,
-    config_differences,
     file_sha1,
     require_artifact,
     splits_fingerprint,
@@ -509,28 +503,8 @@ def train_denoiser(
         splits = corpora.load_splits(require_artifact(paths.splits, CHAPTER_DATA))
     config = denoiser_run_config(profile, splits)
 
-    state = load_training_state(folder)
-    if state is not None:
-        diffs = config_differences(state.get("config", {}), config, ignore=RESUMABLE_CHANGES)
-        if diffs:
-            raise RunConfigError(
-                f"the B2 run in {folder} was trained with other settings: {'; '.join(diffs)}. "
-                "Use the same settings to resume, or delete the folder (or choose another "
-                "run root) to train afresh."
-            )
-    history_rows: list[dict[str, Any]] = list(state["history"]) if state else []
-    initial_epoch = int(state["epoch"]) if state else 0
+    state, history_rows, initial_epoch = open_run_folder(folder, config, "B2", RESUMABLE_CHANGES)
     history_path = folder / HISTORY_NAME
-    write_json_atomic(folder / CONFIG_NAME, config)
-    if state is None:
-        if history_path.exists():
-            history_path.unlink()
-        shutil.rmtree(folder / LOG_DIR_NAME, ignore_errors=True)
-    else:
-        write_history(history_path, history_rows)
-        if not (folder / STATE_NAME).exists():
-            sha1 = file_sha1(folder / CHECKPOINT_NAME)
-            write_json_atomic(folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
     if initial_epoch >= epochs:
         history = read_history(history_path)
         history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)

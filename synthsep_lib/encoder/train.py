@@ -107,6 +107,7 @@ __all__ = [
     "load_checkpoint",
     "train_encoder",
     # building blocks shared with B2's trainer (synthsep_lib.baselines)
+    "open_run_folder",
     "fit_resumable",
     "Determinism",
     "EpochSeconds",
@@ -528,6 +529,65 @@ def load_training_state(folder: Path) -> dict[str, Any] | None:
     return state
 
 
+def open_run_folder(
+    folder: Path, config: dict[str, Any], what: str, resumable: Sequence[str]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
+    """Get a Keras run folder ready to train: resume what is there, or start clean.
+
+    With a checkpoint in ``folder`` its stored settings must equal ``config`` except for
+    the ``resumable`` keys (else :class:`RunConfigError` names the differences); its
+    history is rewritten from the checkpoint (rows of an epoch that was not saved go).
+    Without one, the history and TensorBoard logs of an aborted earlier attempt are
+    removed, so nothing of it mixes with the new run. ``config.json`` is (re)written.
+
+    Parameters
+    ----------
+    folder : Path
+        The run folder (created).
+    config : dict
+        The settings of this run (``config.json``).
+    what : str
+        Name of the model in messages ("encoder", "B2").
+    resumable : sequence of str
+        Flattened keys that may change between sessions (e.g. ``"encoder.epochs"``).
+
+    Returns
+    -------
+    state : dict or None
+        The checkpoint's training state, None for a fresh run.
+    history_rows : list of dict
+        Logged epochs so far.
+    initial_epoch : int
+        Epochs already done.
+
+    Used in: Chapter 2 (02_encoder), Chapter 4 (04_baselines)
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    state = load_training_state(folder)
+    if state is not None:
+        diffs = config_differences(state.get("config", {}), config, ignore=resumable)
+        if diffs:
+            raise RunConfigError(
+                f"the {what} run in {folder} was trained with other settings: "
+                f"{'; '.join(diffs)}. Use the same settings to resume, or delete the folder "
+                "(or choose another run root) to train afresh."
+            )
+    history_rows: list[dict[str, Any]] = list(state["history"]) if state else []
+    history_path = folder / HISTORY_NAME
+    write_json_atomic(folder / CONFIG_NAME, config)
+    if state is None:
+        # A fresh run: nothing of an aborted earlier attempt may mix with it.
+        if history_path.exists():
+            history_path.unlink()
+        shutil.rmtree(folder / LOG_DIR_NAME, ignore_errors=True)
+    else:
+        write_history(history_path, history_rows)
+        if not (folder / STATE_NAME).exists():
+            sha1 = file_sha1(folder / CHECKPOINT_NAME)
+            write_json_atomic(folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
+    return state, history_rows, int(state["epoch"]) if state else 0
+
+
 def fit_resumable(
     model: keras.Model,
     train_feed,
@@ -712,29 +772,10 @@ def train_encoder(
         splits = corpora.load_splits(require_artifact(paths.splits, CHAPTER_DATA))
     config = encoder_run_config(profile, variant, splits)
 
-    state = load_training_state(folder)
-    if state is not None:
-        diffs = config_differences(state.get("config", {}), config, ignore=RESUMABLE_CHANGES)
-        if diffs:
-            raise RunConfigError(
-                f"the encoder run in {folder} was trained with other settings: "
-                f"{'; '.join(diffs)}. Use the same settings to resume, or delete the folder "
-                "(or choose another run root) to train afresh."
-            )
-    history_rows: list[dict[str, Any]] = list(state["history"]) if state else []
-    initial_epoch = int(state["epoch"]) if state else 0
+    state, history_rows, initial_epoch = open_run_folder(
+        folder, config, "encoder", RESUMABLE_CHANGES
+    )
     history_path = folder / HISTORY_NAME
-    write_json_atomic(folder / CONFIG_NAME, config)
-    if state is None:
-        # A fresh run: nothing of an aborted earlier attempt may mix with it.
-        if history_path.exists():
-            history_path.unlink()
-        shutil.rmtree(folder / LOG_DIR_NAME, ignore_errors=True)
-    else:
-        write_history(history_path, history_rows)
-        if not (folder / STATE_NAME).exists():
-            sha1 = file_sha1(folder / CHECKPOINT_NAME)
-            write_json_atomic(folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
     if initial_epoch >= epochs:
         history = read_history(history_path)
         history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)

@@ -1,4 +1,4 @@
-"""Throughput of the encoder's block feed (``synthsep_lib.encoder.feed.BlockFeed``).
+"""Throughput of the encoder's block feed (``synthsep_lib.pipeline.encoder_feed.BlockFeed``).
 
 Measures training blocks (64 frames each) produced per second on the mini corpus, for
 both encoder variants, batches of 16 and 32 blocks, and these ways of running the feed:
@@ -35,7 +35,7 @@ from pathlib import Path  # noqa: E402
 
 from synthsep_lib import corpora  # noqa: E402
 from synthsep_lib.config import load_profile  # noqa: E402
-from synthsep_lib.encoder.feed import BlockFeed, feed_rate  # noqa: E402
+from synthsep_lib.pipeline.encoder_feed import BlockFeed, feed_rate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def main() -> None:
     blas = args.blas_threads or None
 
     profile = load_profile("reduced")
-    lj, esc = corpora.ensure_corpora(profile, args.data_root, progress=False)
+    lj, esc = corpora.open_corpora(profile, args.data_root)
     splits = corpora.make_splits(
         lj, corpora.select_noise_clips(esc, profile, progress=False), profile
     )

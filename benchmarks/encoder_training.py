@@ -5,14 +5,14 @@ For the ``reduced`` and the ``paper`` configuration and both variants (Proposed,
 * **model** — blocks per second of ``model.train_on_batch`` on random blocks of the
   profile's batch size (Adam + the perceptual loss; the first, tracing, step excluded),
   first as Keras compiles it by default, then with ``enable_op_determinism()`` as
-  :func:`synthsep_lib.encoder.train.train_encoder` runs it (TensorFlow cannot turn
+  :func:`synthsep_lib.pipeline.encoder_training.train_encoder` runs it (TensorFlow cannot turn
   determinism off again, so those rows come last). The paper's models run only a few
   steps on a CPU.
 * **feed** — blocks per second of ``BlockFeed.__getitem__`` in this process (one core,
   mixtures simulated from the mini corpus: loading, mixing, both STFTs, block cutting).
 * **feed / model** — above 1, one feed process keeps up with training; below 1, training
   waits for data unless ``feed_workers`` processes share the work.
-* **inference RTF** — seconds of :func:`synthsep_lib.encoder.inference.predict_utterance`
+* **inference RTF** — seconds of :func:`synthsep_lib.encoder.prediction.predict_utterance`
   (features, blocks, predict, stitching) per second of mixture, after a warm-up, for the
   reduced models (and the paper's with ``--paper-rtf``); untrained weights run as fast as
   trained ones.
@@ -41,10 +41,10 @@ import tensorflow as tf  # noqa: E402
 
 from synthsep_lib import corpora, mixing  # noqa: E402
 from synthsep_lib.config import load_profile  # noqa: E402
-from synthsep_lib.encoder.feed import BlockFeed  # noqa: E402
-from synthsep_lib.encoder.inference import predict_utterance, warm_up  # noqa: E402
 from synthsep_lib.encoder.loss import perceptual_loss  # noqa: E402
 from synthsep_lib.encoder.model import build_encoder, count_parameters  # noqa: E402
+from synthsep_lib.encoder.prediction import predict_utterance, warm_up  # noqa: E402
+from synthsep_lib.pipeline.encoder_feed import BlockFeed  # noqa: E402
 
 VARIANTS = ("proposed", "b1")
 
@@ -87,7 +87,7 @@ def model_rate(profile, variant: str, steps: int) -> tuple[float, float, int]:
 
 
 def mini_corpus(profile, data_root: Path):
-    lj, esc = corpora.ensure_corpora(profile, data_root, progress=False)
+    lj, esc = corpora.open_corpora(profile, data_root)
     selection = corpora.select_noise_clips(esc, profile, progress=False)
     return lj, esc, corpora.make_splits(lj, selection, profile)
 

@@ -2,7 +2,7 @@
 
 Builds a throw-away run folder (``--pairs`` test pairs of ``--seconds`` seconds of
 speech-like audio, ``--methods`` methods each), then times
-:func:`synthsep_lib.evaluation.runner.evaluate_outputs` with the full metric set:
+:func:`synthsep_lib.pipeline.scoring.evaluate_outputs` with the full metric set:
 
 1. cold — every output is scored;
 2. rerun — nothing changed, every score comes from ``eval/metrics.csv``;
@@ -23,9 +23,9 @@ import pandas as pd
 
 from synthsep_lib import audio
 from synthsep_lib.config import load_profile
-from synthsep_lib.evaluation import runner
 from synthsep_lib.mixing import MANIFEST_COLUMNS, write_test_manifest
-from synthsep_lib.runs import RunPaths
+from synthsep_lib.pipeline import scoring as runner
+from synthsep_lib.pipeline.runs import RunPaths
 
 SR = 22050
 
@@ -52,9 +52,7 @@ def build(root: Path, pairs: int, methods: int, seconds: float) -> RunPaths:
             noisy = source + 10 ** (-(5 + 5 * m) / 20) * 0.1 * rng.standard_normal(
                 source.size
             ).astype(np.float32)
-            audio.save_wav(
-                runner.output_path(paths, f"method-{m}", pair), noisy, SR, subtype="FLOAT"
-            )
+            audio.save_wav(paths.output_wav(f"method-{m}", pair), noisy, SR, subtype="FLOAT")
         rows.append(
             {c: 0 for c in MANIFEST_COLUMNS}
             | {
@@ -84,7 +82,7 @@ def main() -> None:
         rows, hashes = [], set()
         for label in ("cold", "rerun (all cached)", "one output rewritten"):
             if label == "one output rewritten":
-                out = runner.output_path(paths, "method-0", 0)
+                out = paths.output_wav("method-0", 0)
                 audio.save_wav(out, 0.5 * audio.load_wav(out, SR), SR, subtype="FLOAT")
             start = time.perf_counter()
             table = runner.evaluate_outputs(paths, cfg, n_jobs=args.n_jobs, progress=False)

@@ -10,7 +10,7 @@ torch threads:
 * **ours, batch B** — :meth:`WaveNet.generate` for B utterances at once;
 * **ours, folded** — one utterance of ``--fold-seconds`` cut into segments of
   ``--segment-frames`` (+ ``--overlap-frames``) generated side by side
-  (:func:`~synthsep_lib.vocoder.synthesis.generate_utterances`); its samples/s count
+  (:func:`~synthsep_lib.pipeline.vocoding.generate_utterances`); its samples/s count
   the utterance's samples only, so the overlap's extra work is charged.
 
 Columns: samples/s (all rows), speed-up over the reference, peak resident memory of
@@ -43,7 +43,7 @@ def _rss_mib() -> float:
 def run_one(kind: str, batch: int, steps: int, threads: int, fold: dict) -> dict:
     import torch
 
-    from synthsep_lib.vocoder.synthesis import generate_utterances, measure_generation_speed
+    from synthsep_lib.pipeline.vocoding import generate_utterances, measure_generation_speed
     from synthsep_lib.vocoder.wavenet import WaveNet, WaveNetConfig, to_r9y9_state_dict
 
     torch.set_num_threads(threads)
@@ -129,7 +129,7 @@ def main() -> None:
         print(json.dumps(run_one(kind, int(batch), args.steps, args.threads, fold)))
         return
 
-    from synthsep_lib.vocoder.synthesis import fold_segments
+    from synthsep_lib.pipeline.vocoding import fold_segments
 
     n_frames = round(args.fold_seconds * 22050 / 256)
     n_segments = len(fold_segments(n_frames, args.segment_frames, args.overlap_frames))

@@ -13,9 +13,6 @@ enough for bit-exact output: espeak-ng also keeps static state that no API call 
 does not reset it either), so an utterance is byte-reproducible only as the first one
 synthesised in a fresh process. The mini-corpus builder therefore synthesises each
 utterance in its own worker process.
-
-Used in: Chapter 1 (01_data_simulation) through ``data_scripts.mini_corpus``; the
-Makefile's corpus step.
 """
 
 from __future__ import annotations
@@ -91,8 +88,6 @@ def available_variants() -> list[str]:
     list of str
         Sorted file names such as ``"f3"`` or ``"m3"``; append one to a language with
         ``+`` (``"en-us+f3"``) to select it.
-
-    Used in: the mini-corpus builder (to check its variant list).
     """
     from pathlib import Path
 
@@ -120,8 +115,6 @@ class EspeakSynth:
     -----
     Do not create more than one per process: espeak-ng's state is global. Use
     :func:`get_synth`, which caches the instance.
-
-    Used in: Chapter 1 (01_data_simulation) through the mini-corpus builder.
     """
 
     def __init__(self, library_path: str | None = None, data_path: str | None = None):
@@ -266,8 +259,6 @@ def get_synth() -> EspeakSynth:
     -------
     EspeakSynth
         The cached instance (espeak-ng supports one per process).
-
-    Used in: the mini-corpus builder (each worker process calls it once).
     """
     global _SYNTH
     if _SYNTH is None:

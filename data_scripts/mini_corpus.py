@@ -24,8 +24,6 @@ Command line::
 
     python -m data_scripts.mini_corpus --dest data/mini [--utterances 150] [--seed 2019]
         [--clips-per-category 2] [--force]
-
-Used in: Chapter 1 (01_data_simulation); the Makefile's corpus step.
 """
 
 from __future__ import annotations
@@ -139,8 +137,6 @@ def load_sentences(path: str | os.PathLike | None = None) -> list[tuple[str, str
     ------
     ValueError
         If a line has more than one ``|`` or the file holds no sentence.
-
-    Used in: Chapter 1 (01_data_simulation) through :func:`build_mini_corpus`.
     """
     path = Path(path) if path is not None else SENTENCES_PATH
     pairs = []
@@ -860,18 +856,13 @@ def build_mini_corpus(
     multiprocessing code, a *script* that calls this function must do so under
     ``if __name__ == "__main__":``; notebooks, ``python -c`` and the command line
     need nothing.
-
-    Used in: Chapter 1 (01_data_simulation); the Makefile's corpus step.
     """
     paths, _ = _build(dest, n_utterances, seed, clips_per_category, progress, force, workers)
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: ``python -m data_scripts.mini_corpus --dest DIR``.
-
-    Used in: the Makefile's corpus step.
-    """
+    """Command-line entry point: ``python -m data_scripts.mini_corpus --dest DIR``."""
     parser = argparse.ArgumentParser(
         prog="python -m data_scripts.mini_corpus",
         description="Build the SynthSep mini corpus (espeak speech in the LJSpeech-1.1 layout, "

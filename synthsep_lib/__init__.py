@@ -6,7 +6,13 @@ that import their own framework — the Keras encoder and the PyTorch WaveNet vo
 Importing this package imports neither TensorFlow nor PyTorch.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# Before Keras is first imported (by any submodule): quiet TensorFlow's C++ log and pick
+# the TensorFlow backend, unless the environment already says otherwise.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 try:
     __version__ = version("synthsep-lib")

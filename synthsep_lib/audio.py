@@ -1,4 +1,4 @@
-"""Audio I/O and the paper's two spectral features (PAPER_FACTS §2.1, §3).
+"""Audio I/O and the paper's two spectral features (original_code.md#oc-linear-spectrum).
 
 Two short-time Fourier transforms live here, because the authors' code uses two:
 
@@ -14,11 +14,8 @@ Both STFTs are written here with numpy (``sliding_window_view`` framing + ``rfft
 librosa is used only for the mel filter bank and for resampling. The ``lws`` package is a
 test-time reference only and is not imported.
 
-Signals are 1-D float arrays of samples in [-1, 1] at ``cfg.sample_rate`` (22050 Hz).
+Signals are 1-D float arrays of samples in [-1, 1] at ``features.sample_rate`` (22050 Hz).
 Spectrograms are stored frames-as-rows: shape ``(frames, bins)``.
-
-Used in: Chapter 1 (01_data_simulation), Chapter 2 (02_encoder), Chapter 3 (03_wavenet_vocoder),
-Chapter 4 (04_baselines), Chapter 5 (05_evaluation).
 """
 
 from __future__ import annotations
@@ -34,11 +31,13 @@ import scipy.signal
 import soundfile as sf
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .config import FeatureConfig
-from .runs import atomic_path
+from synthsep_lib.files import atomic_path
+
+from .config import FeatureConfig, section
 
 __all__ = [
     "AudioFileError",
+    "as_signal",
     "load_wav",
     "save_wav",
     "peak_normalise",
@@ -46,7 +45,6 @@ __all__ = [
     "pad_for_frames",
     "prepare_lj_audio",
     "lws_analysis_window",
-    "lws_stft",
     "mel_basis",
     "mel_spectrogram",
     "linear_stft",
@@ -56,6 +54,7 @@ __all__ = [
     "denormalise_mel",
     "denormalise_linear",
     "encoder_features",
+    "target_mel",
 ]
 
 # Frames per FFT call. Bounds the temporary memory of a long signal (256 frames of 1024
@@ -67,15 +66,13 @@ _CHUNK_FRAMES = 256
 # Subtypes that store floating-point samples: values outside [-1, 1] survive a round trip.
 _FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 
-_DEFAULT_CFG = FeatureConfig()
+_DEFAULT_FEATURES = FeatureConfig()
 
 
 class AudioFileError(ValueError):
     """An audio file is missing, unreadable, corrupt, empty or holds NaN/inf samples.
 
     The message names the file and what was expected.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 5 (05_evaluation)
     """
 
 
@@ -84,8 +81,26 @@ class AudioFileError(ValueError):
 # --------------------------------------------------------------------------------------
 
 
-def _as_signal(wav, name: str = "wav", min_length: int = 1) -> np.ndarray:
-    """Return ``wav`` as a 1-D float array (float32/float64 kept), or raise ValueError."""
+def as_signal(wav, name: str = "wav", min_length: int = 1) -> np.ndarray:
+    """``wav`` as a 1-D float array of finite samples (float32/float64 kept).
+
+    The one check every function taking a waveform applies.
+
+    Parameters
+    ----------
+    wav : array_like, shape (n,)
+        Float samples; integer PCM is refused (it would need scaling first).
+    name : str
+        The argument's name, for the message.
+    min_length : int
+        Fewest samples accepted.
+
+    Raises
+    ------
+    ValueError
+        Not 1-D, not float, fewer than ``min_length`` samples (an empty one is called
+        empty), or a NaN or inf (its position named).
+    """
     arr = np.asarray(wav)
     if arr.ndim != 1:
         raise ValueError(
@@ -101,6 +116,8 @@ def _as_signal(wav, name: str = "wav", min_length: int = 1) -> np.ndarray:
         raise ValueError(f"{name} must hold real float samples; got dtype {arr.dtype}")
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty; expected at least {max(min_length, 1)} sample(s)")
     if arr.shape[0] < min_length:
         raise ValueError(f"{name} has {arr.shape[0]} samples; expected at least {min_length}")
     if not np.all(np.isfinite(arr)):
@@ -122,12 +139,16 @@ def _as_finite_array(x, name: str) -> np.ndarray:
     return arr
 
 
-def _check_cfg(cfg: FeatureConfig) -> None:
-    if not isinstance(cfg, FeatureConfig):
-        raise ValueError(f"cfg must be a FeatureConfig; got {type(cfg).__name__}")
-    if cfg.hop_size <= 0 or cfg.fft_size <= 0 or cfg.fft_size % cfg.hop_size != 0:
+def _check_features(features: FeatureConfig) -> None:
+    if not isinstance(features, FeatureConfig):
+        raise ValueError(f"features must be a FeatureConfig; got {type(features).__name__}")
+    if (
+        features.hop_size <= 0
+        or features.fft_size <= 0
+        or features.fft_size % features.hop_size != 0
+    ):
         raise ValueError(
-            f"fft_size ({cfg.fft_size}) must be a positive multiple of hop_size ({cfg.hop_size})"
+            f"fft_size ({features.fft_size}) must be a positive multiple of hop_size ({features.hop_size})"
         )
 
 
@@ -172,8 +193,6 @@ def load_wav(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
         samples, or holds NaN/inf samples.
     ValueError
         If ``sample_rate`` is not a positive integer.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 5 (05_evaluation)
     """
     sample_rate = _check_rate(sample_rate, "sample_rate")
     path = Path(path)
@@ -253,12 +272,10 @@ def save_wav(
     ValueError
         For a non-1-D, empty or non-finite ``wav``; a peak above 1 with a fixed-point
         subtype (the message names the path and the peak); an unknown format/subtype.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
     path = Path(path)
     sample_rate = _check_rate(sample_rate, "sample_rate")
-    arr = _as_signal(wav, name=f"audio for {path}")
+    arr = as_signal(wav, name=f"audio for {path}")
     fmt = path.suffix.lstrip(".").upper()
     if fmt not in sf.available_formats():
         raise ValueError(
@@ -291,7 +308,7 @@ def peak_normalise(wav, peak: float = 0.999) -> np.ndarray:
     """Rescale a signal so that its largest absolute sample equals ``peak``.
 
     ``wav / max|wav| * peak``, computed in the input's precision (float32 input gives
-    the same bits as r9y9's LJSpeech preprocessing, PAPER_FACTS §2.1 step 2).
+    the same bits as r9y9's LJSpeech preprocessing, see original_code.md#oc-lead-in).
 
     Parameters
     ----------
@@ -308,12 +325,10 @@ def peak_normalise(wav, peak: float = 0.999) -> np.ndarray:
     ------
     ValueError
         If ``wav`` is silent (all zeros), empty, not 1-D or not finite, or ``peak`` <= 0.
-
-    Used in: Chapter 1 (01_data_simulation)
     """
     if not np.isfinite(peak) or peak <= 0:
         raise ValueError(f"peak must be a positive finite number; got {peak!r}")
-    arr = _as_signal(wav)
+    arr = as_signal(wav)
     top = np.max(np.abs(arr))
     if top == 0:
         raise ValueError(
@@ -322,68 +337,63 @@ def peak_normalise(wav, peak: float = 0.999) -> np.ndarray:
     return (arr / top * peak).astype(np.float32, copy=False)
 
 
-def num_frames(n_samples: int, cfg: FeatureConfig) -> int:
+def num_frames(n_samples: int, features: FeatureConfig) -> int:
     """Frames M of an utterance of ``n_samples`` samples: ``ceil(n / hop) + fft/hop - 1``.
 
     This is the frame count of the lws perfect-reconstruction STFT (its mel) and of the
-    padded audio ``pad_for_frames(wav)``, whose length is ``M * hop`` (PAPER_FACTS §2.9:
-    22050 samples → M = 90).
-
-    Used in: Chapter 1 (01_data_simulation)
+    padded audio ``pad_for_frames(wav)``, whose length is ``M * hop``
+    (original_code.md#oc-worked-example: 22050 samples → M = 90).
     """
-    return -(-n_samples // cfg.hop_size) + cfg.fft_size // cfg.hop_size - 1
+    return -(-n_samples // features.hop_size) + features.fft_size // features.hop_size - 1
 
 
-def pad_for_frames(wav, cfg: FeatureConfig) -> np.ndarray:
-    """Lay a waveform out as r9y9's saved LJSpeech audio (PAPER_FACTS §2.1 step 5).
+def pad_for_frames(wav, features: FeatureConfig) -> np.ndarray:
+    """Lay a waveform out as r9y9's saved LJSpeech audio (see original_code.md#oc-lead-in).
 
     Output = ``[768 zeros | wav | zeros up to the next multiple of 256]``, of length
     ``M * 256`` with ``M = ceil(len(wav) / 256) + 3`` = the number of mel frames of
-    ``wav``. Example (§2.9): 22050 samples → 23040 samples = 90 frames.
+    ``wav``. Example (original_code.md#oc-worked-example): 22050 samples → 23040
+    samples = 90 frames.
 
     Parameters
     ----------
     wav : array_like, shape (n,)
         Finite samples, n >= 1.
-    cfg : FeatureConfig
+    features : FeatureConfig
         Uses ``hop_size`` and ``lead_in`` (= fft_size - hop_size).
 
     Returns
     -------
     numpy.ndarray, float32, shape (M * hop_size,)
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 3 (03_wavenet_vocoder)
     """
-    _check_cfg(cfg)
-    arr = _as_signal(wav)
+    _check_features(features)
+    arr = as_signal(wav)
     n = arr.shape[0]
-    total = num_frames(n, cfg) * cfg.hop_size
+    total = num_frames(n, features) * features.hop_size
     out = np.zeros(total, dtype=np.float32)
-    out[cfg.lead_in : cfg.lead_in + n] = arr
+    out[features.lead_in : features.lead_in + n] = arr
     return out
 
 
-def prepare_lj_audio(wav, cfg: FeatureConfig) -> np.ndarray:
-    """r9y9's LJSpeech preprocessing of one utterance (PAPER_FACTS §2.1 steps 2–5).
+def prepare_lj_audio(wav, features: FeatureConfig) -> np.ndarray:
+    """r9y9's LJSpeech preprocessing of one utterance (see original_code.md#oc-lead-in).
 
-    Peak-rescale to ``cfg.rescaling_max`` (0.999), no silence trimming, then
+    Peak-rescale to ``features.rescaling_max`` (0.999), no silence trimming, then
     :func:`pad_for_frames`.
 
     Parameters
     ----------
     wav : array_like, shape (n,)
-        Finite, non-silent samples at ``cfg.sample_rate``.
-    cfg : FeatureConfig
+        Finite, non-silent samples at ``features.sample_rate``.
+    features : FeatureConfig
 
     Returns
     -------
     numpy.ndarray, float32, shape (M * 256,), M = ceil(n / 256) + 3
         Saved-audio layout; its first non-zero sample is at index 768.
-
-    Used in: Chapter 1 (01_data_simulation)
     """
-    _check_cfg(cfg)
-    return pad_for_frames(peak_normalise(wav, cfg.rescaling_max), cfg)
+    _check_features(features)
+    return pad_for_frames(peak_normalise(wav, features.rescaling_max), features)
 
 
 # --------------------------------------------------------------------------------------
@@ -391,20 +401,8 @@ def prepare_lj_audio(wav, cfg: FeatureConfig) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _lws_window_cached(fft_size: int, hop_size: int) -> np.ndarray:
-    n = np.arange(fft_size, dtype=np.float64)
-    # h[n] = sin²(π(n+½)/N), evaluated as lws does, ½(1 - cos(2π(2n+1)/(2N))): the
-    # cancellation near the edges moves a[0] by 2e-15 from the exact value, and matching
-    # it keeps the window equal to lws's (and to PAPER_FACTS §12) to the last bit or two.
-    h = 0.5 * (1.0 - np.cos(2.0 * np.pi * (2.0 * n + 1.0) / (2.0 * fft_size)))
-    win = np.sqrt((2.0 * hop_size / fft_size) * h)
-    win.setflags(write=False)
-    return win
-
-
 def lws_analysis_window(fft_size: int = 1024, hop_size: int = 256) -> np.ndarray:
-    """The lws analysis window (PAPER_FACTS §3.2 step 1).
+    """The lws analysis window (see original_code.md#oc-mel-spectrum).
 
     ``a[n] = sqrt((2 H / N) * h[n])`` with ``h[n] = sin²(π (n + ½) / N)``; for N = 1024,
     H = 256 this is ``sin(π (n + ½) / 1024) / √2``, ``a[0] = 0.0010846877919254946`` and
@@ -422,14 +420,29 @@ def lws_analysis_window(fft_size: int = 1024, hop_size: int = 256) -> np.ndarray
     Returns
     -------
     numpy.ndarray, float64, shape (fft_size,)
-        A fresh (writable) copy.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 3 (03_wavenet_vocoder)
+        A fresh (writable) array.
     """
+    _check_window_sizes(fft_size, hop_size)
+    n = np.arange(fft_size, dtype=np.float64)
+    # h[n] = sin²(π(n+½)/N), evaluated as lws does, ½(1 - cos(2π(2n+1)/(2N))): the
+    # cancellation near the edges moves a[0] by 2e-15 from the exact value, and matching
+    # it keeps the window equal to lws's to the last bit or two.
+    h = 0.5 * (1.0 - np.cos(2.0 * np.pi * (2.0 * n + 1.0) / (2.0 * fft_size)))
+    # scaled so that the squares of the N/H hop-shifted copies sum to 1
+    return np.sqrt((2.0 * hop_size / fft_size) * h)
+
+
+def _check_window_sizes(fft_size, hop_size) -> None:
     for name, value in (("fft_size", fft_size), ("hop_size", hop_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return _lws_window_cached(int(fft_size), int(hop_size)).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _lws_window_cached(fft_size: int, hop_size: int) -> np.ndarray:
+    win = lws_analysis_window(fft_size, hop_size)
+    win.setflags(write=False)
+    return win
 
 
 @functools.lru_cache(maxsize=8)
@@ -439,63 +452,31 @@ def _hann_window_cached(fft_size: int) -> np.ndarray:
     return win
 
 
-def _frame_chunks(padded: np.ndarray, n_frames: int, cfg: FeatureConfig, window: np.ndarray):
+def _frame_chunks(padded: np.ndarray, n_frames: int, features: FeatureConfig, window: np.ndarray):
     """Yield ``(start_frame, rfft(window * frames))`` for chunks of the framed signal."""
-    frames = sliding_window_view(padded, cfg.fft_size)[:: cfg.hop_size][:n_frames]
+    frames = sliding_window_view(padded, features.fft_size)[:: features.hop_size][:n_frames]
     for start in range(0, n_frames, _CHUNK_FRAMES):
         block = frames[start : start + _CHUNK_FRAMES] * window
         yield start, np.fft.rfft(block, axis=1)
 
 
-def _lws_padded(arr: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, int]:
-    n_frames = num_frames(arr.shape[0], cfg)
-    padded = np.zeros((n_frames - 1) * cfg.hop_size + cfg.fft_size, dtype=np.float64)
-    padded[cfg.lead_in : cfg.lead_in + arr.shape[0]] = arr
+def _lws_padded(arr: np.ndarray, features: FeatureConfig) -> tuple[np.ndarray, int]:
+    n_frames = num_frames(arr.shape[0], features)
+    padded = np.zeros((n_frames - 1) * features.hop_size + features.fft_size, dtype=np.float64)
+    padded[features.lead_in : features.lead_in + arr.shape[0]] = arr
     return padded, n_frames
 
 
-def _linear_padded(arr: np.ndarray, cfg: FeatureConfig, name: str) -> tuple[np.ndarray, int]:
-    if arr.shape[0] < cfg.hop_size:
+def _linear_padded(arr: np.ndarray, features: FeatureConfig, name: str) -> tuple[np.ndarray, int]:
+    if arr.shape[0] < features.hop_size:
         raise ValueError(
             f"{name} has {arr.shape[0]} samples; the linear STFT needs at least "
-            f"hop_size = {cfg.hop_size}"
+            f"hop_size = {features.hop_size}"
         )
-    padded = np.zeros(arr.shape[0] + cfg.lead_in, dtype=np.float64)
+    padded = np.zeros(arr.shape[0] + features.lead_in, dtype=np.float64)
     padded[: arr.shape[0]] = arr
-    n_frames = (padded.shape[0] - cfg.fft_size) // cfg.hop_size + 1
+    n_frames = (padded.shape[0] - features.fft_size) // features.hop_size + 1
     return padded, n_frames
-
-
-def lws_stft(wav, cfg: FeatureConfig) -> np.ndarray:
-    """STFT with lws's analysis window and "perfectrec" framing (PAPER_FACTS §3.2).
-
-    The signal is preceded by ``lead_in`` = 768 zeros and zero-extended at the end;
-    frame m covers padded samples ``[256 m, 256 m + 1024)``, multiplied by
-    :func:`lws_analysis_window` and transformed with a plain ``rfft`` (numpy sign
-    convention, no normalisation). Equals ``lws.lws(1024, 256).stft(wav)``.
-
-    Parameters
-    ----------
-    wav : array_like, shape (n,)
-        Finite samples, n >= 1.
-    cfg : FeatureConfig
-        Uses ``fft_size``, ``hop_size``.
-
-    Returns
-    -------
-    numpy.ndarray, complex128, shape (M, fft_size // 2 + 1)
-        ``M = ceil(n / 256) + 3`` frames (rows) by 513 bins.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 3 (03_wavenet_vocoder)
-    """
-    _check_cfg(cfg)
-    arr = _as_signal(wav)
-    padded, n_frames = _lws_padded(arr, cfg)
-    window = _lws_window_cached(cfg.fft_size, cfg.hop_size)
-    out = np.empty((n_frames, cfg.fft_size // 2 + 1), dtype=np.complex128)
-    for start, spec in _frame_chunks(padded, n_frames, cfg, window):
-        out[start : start + spec.shape[0]] = spec
-    return out
 
 
 @functools.lru_cache(maxsize=8)
@@ -511,15 +492,27 @@ def _mel_basis_cached(
     return basis, lo, hi
 
 
-def mel_basis(cfg: FeatureConfig) -> np.ndarray:
-    """The mel filter bank of r9y9/the paper (PAPER_FACTS §3.2 step 2).
+def _mel_basis_band(features: FeatureConfig) -> tuple[np.ndarray, int, int]:
+    """``(basis[:, lo:hi].T, lo, hi)``: the filter bank on the FFT bins it uses, transposed."""
+    basis, lo, hi = _mel_basis_cached(
+        int(features.sample_rate),
+        int(features.fft_size),
+        int(features.num_mels),
+        float(features.fmin),
+        float(features.fmax),
+    )
+    return np.ascontiguousarray(basis[:, lo:hi].T), lo, hi
+
+
+def mel_basis(features: FeatureConfig) -> np.ndarray:
+    """The mel filter bank of r9y9/the paper (see original_code.md#oc-mel-spectrum).
 
     ``librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax)`` with librosa's defaults:
     Slaney mel scale (``htk=False``) and Slaney area normalisation. Cached per setting.
 
     Parameters
     ----------
-    cfg : FeatureConfig
+    features : FeatureConfig
         Uses ``sample_rate``, ``fft_size``, ``num_mels``, ``fmin``, ``fmax``.
 
     Returns
@@ -527,12 +520,14 @@ def mel_basis(cfg: FeatureConfig) -> np.ndarray:
     numpy.ndarray, float64, shape (num_mels, fft_size // 2 + 1)
         Read-only (shared by the cache); for 22050 Hz/1024/80/125–7600 Hz its largest
         entry is 0.0282357.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 3 (03_wavenet_vocoder)
     """
-    _check_cfg(cfg)
+    _check_features(features)
     return _mel_basis_cached(
-        int(cfg.sample_rate), int(cfg.fft_size), int(cfg.num_mels), float(cfg.fmin), float(cfg.fmax)
+        int(features.sample_rate),
+        int(features.fft_size),
+        int(features.num_mels),
+        float(features.fmin),
+        float(features.fmax),
     )[0]
 
 
@@ -540,8 +535,8 @@ def _amp_to_db(amplitude: np.ndarray, floor_db: float) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(10.0 ** (floor_db / 20.0), amplitude))
 
 
-def normalise_mel(mel_amplitude, cfg: FeatureConfig = _DEFAULT_CFG) -> np.ndarray:
-    """Map mel amplitudes to r9y9's normalised [0, 1] scale (PAPER_FACTS §3.2 steps 4–5).
+def normalise_mel(mel_amplitude, features: FeatureConfig = _DEFAULT_FEATURES) -> np.ndarray:
+    """Map mel amplitudes to r9y9's normalised [0, 1] scale (see original_code.md#oc-mel-spectrum).
 
     ``S = 20 log10(max(1e-5, mel)) - ref_level_db``;
     ``clip((S - min_level_db) / -min_level_db, 0, 1)``: [-80 dB, +20 dB] ↦ [0, 1].
@@ -550,23 +545,25 @@ def normalise_mel(mel_amplitude, cfg: FeatureConfig = _DEFAULT_CFG) -> np.ndarra
     ----------
     mel_amplitude : array_like, any shape
         Mel-band amplitudes (``mel_basis @ |X|``), >= 0.
-    cfg : FeatureConfig, optional
+    features : FeatureConfig, optional
         Uses ``min_level_db`` (-100) and ``ref_level_db`` (20).
 
     Returns
     -------
     numpy.ndarray, float32, same shape
-
-    Used in: Chapter 1 (01_data_simulation)
     """
-    _check_cfg(cfg)
+    _check_features(features)
     amp = _as_finite_array(mel_amplitude, "mel_amplitude")
-    db = _amp_to_db(amp, cfg.min_level_db) - cfg.ref_level_db
-    return np.clip((db - cfg.min_level_db) / -cfg.min_level_db, 0.0, 1.0).astype(np.float32)
+    db = _amp_to_db(amp, features.min_level_db) - features.ref_level_db
+    return np.clip((db - features.min_level_db) / -features.min_level_db, 0.0, 1.0).astype(
+        np.float32
+    )
 
 
-def normalise_linear(amplitude, cfg: FeatureConfig = _DEFAULT_CFG) -> np.ndarray:
-    """Map linear STFT magnitudes to the authors' [0, 1] scale (PAPER_FACTS §3.1 steps 3–4).
+def normalise_linear(amplitude, features: FeatureConfig = _DEFAULT_FEATURES) -> np.ndarray:
+    """Map linear STFT magnitudes to the authors' [0, 1] scale.
+
+    See original_code.md#oc-linear-spectrum.
 
     ``S = 20 log10(max(10^(min_level_db/20), |X|)) - ref_level_db_linear`` (the floor
     uses the *mel* ``min_level_db`` = -100, as in the authors' code);
@@ -577,58 +574,52 @@ def normalise_linear(amplitude, cfg: FeatureConfig = _DEFAULT_CFG) -> np.ndarray
     ----------
     amplitude : array_like, any shape
         STFT magnitudes |X|, >= 0.
-    cfg : FeatureConfig, optional
+    features : FeatureConfig, optional
         Uses ``min_level_db``, ``min_level_db_linear`` (-80), ``ref_level_db_linear`` (30).
 
     Returns
     -------
     numpy.ndarray, float32, same shape
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 4 (04_baselines)
     """
-    _check_cfg(cfg)
+    _check_features(features)
     amp = _as_finite_array(amplitude, "amplitude")
-    db = _amp_to_db(amp, cfg.min_level_db) - cfg.ref_level_db_linear
-    lo = cfg.min_level_db_linear
+    db = _amp_to_db(amp, features.min_level_db) - features.ref_level_db_linear
+    lo = features.min_level_db_linear
     return np.clip((db - lo) / -lo, 0.0, 1.0).astype(np.float32)
 
 
-def mel_spectrogram(wav, cfg: FeatureConfig) -> np.ndarray:
-    """r9y9's normalised mel spectrogram (PAPER_FACTS §3.2), frames as rows.
+def mel_spectrogram(wav, features: FeatureConfig) -> np.ndarray:
+    """r9y9's normalised mel spectrogram (see original_code.md#oc-mel-spectrum), frames as rows.
 
-    ``|lws_stft(wav)|`` → ``mel_basis @ magnitude`` → :func:`normalise_mel`.
+    ``|STFT(wav)|`` (lws's window and framing) → ``mel_basis @ magnitude`` → :func:`normalise_mel`.
     Frame m covers samples ``[256 m - 768, 256 m + 256)`` of ``wav`` (zeros outside).
 
     Parameters
     ----------
     wav : array_like, shape (n,)
-        Finite samples, n >= 1, at ``cfg.sample_rate``.
-    cfg : FeatureConfig
+        Finite samples, n >= 1, at ``features.sample_rate``.
+    features : FeatureConfig
 
     Returns
     -------
     numpy.ndarray, float32, shape (M, num_mels), values in [0, 1]
         ``M = ceil(n / 256) + 3``.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 3 (03_wavenet_vocoder), Chapter 5 (05_evaluation)
     """
-    _check_cfg(cfg)
-    arr = _as_signal(wav)
-    padded, n_frames = _lws_padded(arr, cfg)
-    window = _lws_window_cached(cfg.fft_size, cfg.hop_size)
-    basis, lo, hi = _mel_basis_cached(
-        int(cfg.sample_rate), int(cfg.fft_size), int(cfg.num_mels), float(cfg.fmin), float(cfg.fmax)
-    )
-    basis_t = np.ascontiguousarray(basis[:, lo:hi].T)
-    mel = np.empty((n_frames, cfg.num_mels), dtype=np.float64)
-    for start, spec in _frame_chunks(padded, n_frames, cfg, window):
+    _check_features(features)
+    # 768 zeros before the signal: frame m covers samples [256 m - 768, 256 m + 256)
+    padded, n_frames = _lws_padded(as_signal(wav), features)
+    window = _lws_window_cached(features.fft_size, features.hop_size)
+    # the Slaney mel filter bank, restricted to the FFT bins lo:hi it uses (fmin to fmax)
+    basis_t, lo, hi = _mel_basis_band(features)
+    mel = np.empty((n_frames, features.num_mels), dtype=np.float64)
+    for start, spec in _frame_chunks(padded, n_frames, features, window):
         mel[start : start + spec.shape[0]] = np.abs(spec[:, lo:hi]) @ basis_t
     # dB and normalisation in float32: 2-3x faster than float64, error < 1e-6 (normalised).
-    return normalise_mel(mel.astype(np.float32), cfg)
+    return normalise_mel(mel.astype(np.float32), features)
 
 
-def linear_stft(signal, cfg: FeatureConfig) -> np.ndarray:
-    """The authors' linear STFT (PAPER_FACTS §3.1 steps 1–2), frames as rows.
+def linear_stft(signal, features: FeatureConfig) -> np.ndarray:
+    """The authors' linear STFT (see original_code.md#oc-linear-spectrum), frames as rows.
 
     The signal is zero-padded at the END by ``lead_in`` = 768 samples (no left pad);
     frame m covers samples ``[256 m, 256 m + 1024)`` and is multiplied by a periodic
@@ -645,27 +636,27 @@ def linear_stft(signal, cfg: FeatureConfig) -> np.ndarray:
     signal : array_like, shape (L,)
         Finite samples, L >= hop_size; normally the saved-audio layout (768-sample
         lead-in, L a multiple of 256).
-    cfg : FeatureConfig
+    features : FeatureConfig
 
     Returns
     -------
     numpy.ndarray, complex128, shape (T, fft_size // 2 + 1)
         ``T = floor(L / 256)`` frames (= L / 256 for L a multiple of 256) by 513 bins.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
-    _check_cfg(cfg)
-    arr = _as_signal(signal, name="signal")
-    padded, n_frames = _linear_padded(arr, cfg, "signal")
-    window = _hann_window_cached(cfg.fft_size)
-    out = np.empty((n_frames, cfg.fft_size // 2 + 1), dtype=np.complex128)
-    for start, spec in _frame_chunks(padded, n_frames, cfg, window):
+    _check_features(features)
+    arr = as_signal(signal, name="signal")
+    padded, n_frames = _linear_padded(arr, features, "signal")
+    window = _hann_window_cached(features.fft_size)
+    out = np.empty((n_frames, features.fft_size // 2 + 1), dtype=np.complex128)
+    for start, spec in _frame_chunks(padded, n_frames, features, window):
         out[start : start + spec.shape[0]] = spec
     return out
 
 
-def linear_spectrogram(signal, cfg: FeatureConfig) -> np.ndarray:
-    """The authors' normalised linear spectrum (PAPER_FACTS §3.1), frames as rows.
+def linear_spectrogram(signal, features: FeatureConfig) -> np.ndarray:
+    """The authors' normalised linear spectrum, frames as rows.
+
+    See original_code.md#oc-linear-spectrum.
 
     ``|linear_stft(signal)|`` → :func:`normalise_linear` → drop the Nyquist bin
     (keep the first ``linear_bins`` = 512 bins).
@@ -674,30 +665,28 @@ def linear_spectrogram(signal, cfg: FeatureConfig) -> np.ndarray:
     ----------
     signal : array_like, shape (L,)
         Finite samples, L >= hop_size.
-    cfg : FeatureConfig
+    features : FeatureConfig
 
     Returns
     -------
     numpy.ndarray, float32, shape (T, linear_bins), values in [0, 1]
         ``T = floor(L / 256)``.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 2 (02_encoder), Chapter 4 (04_baselines)
     """
-    _check_cfg(cfg)
-    n_bins = cfg.fft_size // 2 + 1
-    if not 0 < cfg.linear_bins <= n_bins:
-        raise ValueError(f"linear_bins must be in 1..{n_bins}; got {cfg.linear_bins}")
-    arr = _as_signal(signal, name="signal")
-    padded, n_frames = _linear_padded(arr, cfg, "signal")
-    window = _hann_window_cached(cfg.fft_size)
-    out = np.empty((n_frames, cfg.linear_bins), dtype=np.float32)
-    for start, spec in _frame_chunks(padded, n_frames, cfg, window):
-        magnitude = np.abs(spec[:, : cfg.linear_bins]).astype(np.float32)
-        out[start : start + spec.shape[0]] = normalise_linear(magnitude, cfg)
+    _check_features(features)
+    n_bins = features.fft_size // 2 + 1
+    if not 0 < features.linear_bins <= n_bins:
+        raise ValueError(f"linear_bins must be in 1..{n_bins}; got {features.linear_bins}")
+    arr = as_signal(signal, name="signal")
+    padded, n_frames = _linear_padded(arr, features, "signal")
+    window = _hann_window_cached(features.fft_size)
+    out = np.empty((n_frames, features.linear_bins), dtype=np.float32)
+    for start, spec in _frame_chunks(padded, n_frames, features, window):
+        magnitude = np.abs(spec[:, : features.linear_bins]).astype(np.float32)
+        out[start : start + spec.shape[0]] = normalise_linear(magnitude, features)
     return out
 
 
-def denormalise_mel(norm, cfg: FeatureConfig = _DEFAULT_CFG) -> np.ndarray:
+def denormalise_mel(norm, features: FeatureConfig = _DEFAULT_FEATURES) -> np.ndarray:
     """Invert :func:`normalise_mel`: normalised mel → mel amplitude.
 
     ``dB = clip(x, 0, 1) * -min_level_db + min_level_db + ref_level_db`` (= x·100 − 80),
@@ -707,60 +696,60 @@ def denormalise_mel(norm, cfg: FeatureConfig = _DEFAULT_CFG) -> np.ndarray:
     ----------
     norm : array_like, any shape
         Normalised mel values (e.g. an encoder output), nominally in [0, 1].
-    cfg : FeatureConfig, optional
+    features : FeatureConfig, optional
 
     Returns
     -------
     numpy.ndarray, same shape, float32 (float64 if ``norm`` is float64)
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 3 (03_wavenet_vocoder)
     """
-    _check_cfg(cfg)
+    _check_features(features)
     x = _as_finite_array(norm, "norm")
-    db = np.clip(x, 0.0, 1.0) * -cfg.min_level_db + cfg.min_level_db + cfg.ref_level_db
+    db = (
+        np.clip(x, 0.0, 1.0) * -features.min_level_db
+        + features.min_level_db
+        + features.ref_level_db
+    )
     return np.power(10.0, db / 20.0).astype(np.result_type(x.dtype, np.float32), copy=False)
 
 
-def denormalise_linear(norm, cfg: FeatureConfig = _DEFAULT_CFG) -> np.ndarray:
+def denormalise_linear(norm, features: FeatureConfig = _DEFAULT_FEATURES) -> np.ndarray:
     """Invert :func:`normalise_linear`: normalised linear spectrum → STFT magnitude.
 
     ``dB = clip(x, 0, 1) * -min_level_db_linear + min_level_db_linear +
     ref_level_db_linear`` (= x·80 − 50), amplitude ``10^(dB / 20)`` in [0.00316, 31.6]
-    (PAPER_FACTS §3.1 "Inverse normalisation").
+    (see original_code.md#oc-linear-spectrum).
 
     Parameters
     ----------
     norm : array_like, any shape
         Normalised linear values, nominally in [0, 1].
-    cfg : FeatureConfig, optional
+    features : FeatureConfig, optional
 
     Returns
     -------
     numpy.ndarray, same shape, float32 (float64 if ``norm`` is float64)
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 4 (04_baselines)
     """
-    _check_cfg(cfg)
+    _check_features(features)
     x = _as_finite_array(norm, "norm")
-    lo = cfg.min_level_db_linear
-    db = np.clip(x, 0.0, 1.0) * -lo + lo + cfg.ref_level_db_linear
+    lo = features.min_level_db_linear
+    db = np.clip(x, 0.0, 1.0) * -lo + lo + features.ref_level_db_linear
     return np.power(10.0, db / 20.0).astype(np.result_type(x.dtype, np.float32), copy=False)
 
 
-def encoder_features(signal, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Encoder input/target features of one signal (PAPER_FACTS §3.2, last bullets).
+def encoder_features(signal, features: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder input/target features of one signal (see original_code.md#oc-mel-spectrum).
 
     ``signal`` is in the saved-audio layout (768-sample lead-in, length L a multiple of
-    256), e.g. a target, noise or mixture of §2.6. The linear spectrum is taken from
-    ``signal`` and the mel spectrum from ``signal[768:]``, so that frame m of both
-    covers samples ``[256 m, 256 m + 1024)`` of ``signal`` and both have T = L / 256
-    frames.
+    256), e.g. a target, noise or mixture of original_code.md#oc-mixing. The linear
+    spectrum is taken from ``signal`` and the mel spectrum from ``signal[768:]``, so that
+    frame m of both covers samples ``[256 m, 256 m + 1024)`` of ``signal`` and both have
+    T = L / 256 frames.
 
     Parameters
     ----------
     signal : array_like, shape (L,)
         Finite samples; L a multiple of ``hop_size`` and > ``lead_in``.
-    cfg : FeatureConfig
+    features : FeatureConfig
 
     Returns
     -------
@@ -774,26 +763,57 @@ def encoder_features(signal, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray
     ValueError
         If L is not a multiple of ``hop_size``, L <= ``lead_in``, or the two frame
         counts differ.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 2 (02_encoder)
     """
-    _check_cfg(cfg)
-    arr = _as_signal(signal, name="signal")
+    arr = _as_saved_audio(signal, features)
+    linear = linear_spectrogram(arr, features)
+    # the mel's STFT puts its own 768 zeros in front: skipping the lead-in aligns the frames
+    mel = mel_spectrogram(arr[features.lead_in :], features)
+    _check_same_frames(linear, mel, arr.shape[0], features)
+    return linear, mel
+
+
+def _as_saved_audio(signal, features: FeatureConfig) -> np.ndarray:
+    """``signal`` as a float array in the saved-audio layout, or ValueError."""
+    _check_features(features)
+    arr = as_signal(signal, name="signal")
     n = arr.shape[0]
-    if n % cfg.hop_size != 0:
+    if n % features.hop_size != 0:
         raise ValueError(
-            f"signal has {n} samples, not a multiple of hop_size = {cfg.hop_size}; expected "
+            f"signal has {n} samples, not a multiple of hop_size = {features.hop_size}; expected "
             "the saved-audio layout of pad_for_frames / prepare_lj_audio"
         )
-    if n <= cfg.lead_in:
+    if n <= features.lead_in:
         raise ValueError(
-            f"signal has {n} samples; expected more than the {cfg.lead_in}-sample lead-in"
+            f"signal has {n} samples; expected more than the {features.lead_in}-sample lead-in"
         )
-    linear = linear_spectrogram(arr, cfg)
-    mel = mel_spectrogram(arr[cfg.lead_in :], cfg)
+    return arr
+
+
+def _check_same_frames(
+    linear: np.ndarray, mel: np.ndarray, n: int, features: FeatureConfig
+) -> None:
     if linear.shape[0] != mel.shape[0]:
         raise ValueError(
             f"linear ({linear.shape[0]}) and mel ({mel.shape[0]}) frame counts differ for a "
-            f"signal of {n} samples; expected both to be {n // cfg.hop_size}"
+            f"signal of {n} samples; expected both to be {n // features.hop_size}"
         )
-    return linear, mel
+
+
+def target_mel(target_scaled, features) -> np.ndarray:
+    """The encoder's target mel of a (scaled) target: ``mel_spectrogram(target[768:])``.
+
+    Exactly as the encoder's training targets are made (:func:`encoder_features`,
+    see original_code.md#oc-mel-spectrum), so frame m covers samples ``[256 m, 256 m + 1024)``
+    of the target and there are ``len(target) / 256`` frames.
+
+    Parameters
+    ----------
+    target_scaled : array_like, shape (L,)
+        ``scale · s1`` (Chapter 1's ``NNN_target.wav``), L a multiple of 256.
+    features : FeatureConfig or Profile
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (L / 256, num_mels)
+    """
+    return encoder_features(target_scaled, section(features, FeatureConfig))[1]

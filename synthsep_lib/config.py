@@ -3,8 +3,6 @@
 A profile is the only switch between the CI-sized book and the paper-sized one. Profiles
 live in ``synthsep_lib/profiles/<name>.yaml``; :func:`load_profile` reads one into
 dataclasses and applies overrides from a notebook's ``parameters`` cell.
-
-Used in: every chapter.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ __all__ = [
     "VocoderConfig",
     "DenoiserConfig",
     "Profile",
+    "section",
     "load_profile",
     "PROFILES",
 ]
@@ -32,7 +31,7 @@ PROFILES = ("reduced", "paper")
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """STFT, mel and normalisation settings (PAPER_FACTS §1, §3).
+    """STFT, mel and normalisation settings (see original_code.md#oc-constants).
 
     Defaults are the paper's and the r9y9 LJSpeech preset's; they are the same in both
     profiles because the published WaveNet checkpoint expects exactly these features.
@@ -62,7 +61,7 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the corpora come from and how they are split and mixed (PAPER_FACTS §2).
+    """Where the corpora come from and how they are split and mixed (original_code.md#oc-mixing).
 
     Attributes
     ----------
@@ -104,7 +103,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Sizes and schedule of the encoder (PAPER_FACTS §2.7, §4). Defaults are the paper's.
+    """Sizes and schedule of the encoder (original_code.md#oc-encoder). Defaults are the paper's.
 
     The two streams' dense layers are sized as ``channels × output bins`` so that they
     reshape onto the output grid: the paper's Proposed model has 4 + 4 channels on the
@@ -172,7 +171,7 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class VocoderConfig:
-    """The WaveNet vocoder: architecture, training schedule and synthesis (PAPER_FACTS §6).
+    """The WaveNet vocoder: model, training and synthesis (original_code.md#oc-wavenet-hparams).
 
     Defaults are the paper's (the r9y9 LJSpeech preset).
 
@@ -234,7 +233,9 @@ class VocoderConfig:
 
 @dataclass(frozen=True)
 class DenoiserConfig:
-    """Baseline B2, the authors' speech-denoising WaveNet (PAPER_FACTS §7). Defaults are the paper's.
+    """Baseline B2, the authors' denoising WaveNet (original_code.md#oc-b2-architecture).
+
+    Defaults are the paper's.
 
     The network's geometry follows from the first five settings; at the paper's values
     the receptive field is 6139 samples (278 ms), the input window 7739 samples and the
@@ -328,7 +329,7 @@ class DenoiserConfig:
 
     @property
     def half_receptive_field(self) -> int:
-        """Context each side of an output sample (3069): the B2 offset of PAPER_FACTS §7.3."""
+        """Context each side of an output sample (3069; original_code.md#oc-b2-offset)."""
         return self.receptive_field // 2
 
     @property
@@ -364,6 +365,25 @@ SECTIONS = {
     "vocoder": VocoderConfig,
     "denoiser": DenoiserConfig,
 }
+
+
+def section(settings, cls: type):
+    """One section of the settings: ``settings`` itself if it is a ``cls``, else the
+    Profile's section of that type (e.g. ``section(profile, FeatureConfig)``).
+
+    Functions that need one section accept either, so a chapter can pass its Profile.
+
+    Raises
+    ------
+    TypeError
+        If ``settings`` is neither a ``cls`` nor something holding one under the
+        section's name.
+    """
+    name = next(key for key, value in SECTIONS.items() if value is cls)
+    found = settings if isinstance(settings, cls) else getattr(settings, name, None)
+    if not isinstance(found, cls):
+        raise TypeError(f"expected a Profile or a {cls.__name__}, got {type(settings).__name__}")
+    return found
 
 
 def _build(cls, values: dict[str, Any], where: str):

@@ -2,14 +2,15 @@
 
 The paper's targets are LJSpeech-1.1 utterances; its interferers are ESC-50 clips from
 20 "noise-like" classes. This module reads both corpora, applies the paper's selection
-rule to ESC-50 (PAPER_FACTS §2.3) and reproduces every split of the original code:
+rule to ESC-50 (see original_code.md#oc-esc-selection) and reproduces every split of the
+original code:
 
 * LJSpeech train/test: sklearn ``train_test_split(test_size=0.0441, random_state=1234)``
-  semantics, re-implemented with ``numpy.random.RandomState`` (PAPER_FACTS §2.2);
-* ESC-50 90/10 train/test: a seeded permutation (the original was unseeded, §2.4);
-* 80/20 train/valid of both train lists, then Python ``random`` shuffles (§2.5).
-
-Used in: Chapter 1 (01_data_simulation); the splits feed every later chapter.
+  semantics, re-implemented with ``numpy.random.RandomState`` (see original_code.md#oc-lj-split);
+* ESC-50 90/10 train/test: a seeded permutation (the original was unseeded, see
+  original_code.md#oc-esc-split);
+* 80/20 train/valid of both train lists, then Python ``random`` shuffles (see
+  original_code.md#oc-train-valid).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthsep_lib.files import write_json_atomic
+
 from . import audio
-from .runs import write_json_atomic
+from .config import DataConfig, FeatureConfig, section
 
 __all__ = [
     "CorpusError",
@@ -36,6 +39,8 @@ __all__ = [
     "LJSpeech",
     "ESC50",
     "NOISE_TARGETS",
+    "LJSPEECH_UTTERANCES",
+    "ESC50_CLIPS_PER_CLASS",
     "select_noise_clips",
     "selection_summary",
     "active_span_seconds",
@@ -47,14 +52,20 @@ __all__ = [
     "save_splits",
     "load_splits",
     "corpus_folder",
-    "ensure_corpora",
+    "open_corpora",
 ]
 
 #: ESC-50 classes the paper mixes with speech: 10–19 "Natural soundscapes & water
-#: sounds" and 40–49 "Exterior/urban noises" (PAPER_FACTS §2.3).
+#: sounds" and 40–49 "Exterior/urban noises" (see original_code.md#oc-esc-selection).
 NOISE_TARGETS: tuple[int, ...] = tuple(range(10, 20)) + tuple(range(40, 50))
 
-_GET_MINI = "run `make corpus` to build the mini corpus"
+#: Utterances in the real LJSpeech-1.1 (lines of its ``metadata.csv``).
+LJSPEECH_UTTERANCES = 13_100
+
+#: Clips per class in the real ESC-50 (2 000 clips in 50 classes).
+ESC50_CLIPS_PER_CLASS = 40
+
+_GET_MINI = "run Chapter 1 or `make corpus` to build the mini corpus"
 _GET_REAL = "run `python -m data_scripts.download ljspeech esc50 --dest DIR` for the real corpora"
 
 ESC_COLUMNS = ("filename", "fold", "target", "category")
@@ -68,14 +79,12 @@ class CorpusFormatError(ValueError):
     """A corpus metadata file exists but does not have the expected format."""
 
 
-def _data_cfg(cfg):
-    """Accept a :class:`~synthsep_lib.config.Profile` or a ``DataConfig``."""
-    return getattr(cfg, "data", cfg)
+def _data_cfg(cfg) -> DataConfig:
+    return section(cfg, DataConfig)
 
 
-def _feature_cfg(cfg):
-    """Accept a :class:`~synthsep_lib.config.Profile` or a ``FeatureConfig``."""
-    return getattr(cfg, "features", cfg)
+def _feature_cfg(features) -> FeatureConfig:
+    return section(features, FeatureConfig)
 
 
 def _missing(what: str, path: Path) -> CorpusError:
@@ -90,7 +99,7 @@ class LJSpeech:
 
     ``metadata.csv`` has no header, three pipe-separated fields per line (ID,
     transcription, normalised transcription) and **no quoting** (transcripts contain
-    bare double quotes), so it is split on ``|`` by hand (DATASETS.md §1.2).
+    bare double quotes), so it is split on ``|`` by hand (see original_code.md#oc-ljspeech-source).
 
     Parameters
     ----------
@@ -110,8 +119,6 @@ class LJSpeech:
         If the folder or ``metadata.csv`` is missing.
     CorpusFormatError
         If a line of ``metadata.csv`` does not have three fields or repeats an ID.
-
-    Used in: Chapter 1 (01_data_simulation) and every chapter that loads targets.
     """
 
     def __init__(self, root: str | os.PathLike):
@@ -177,29 +184,23 @@ class LJSpeech:
         return self._index[utt]
 
     def transcript(self, utt: str, normalised: bool = False) -> str:
-        """Transcription of ``utt`` (field 2), or the normalised one (field 3).
-
-        Used in: Chapter 1 (01_data_simulation).
-        """
+        """Transcription of ``utt`` (field 2), or the normalised one (field 3)."""
         self._check(utt)
         return self._text[utt][1 if normalised else 0]
 
     def wav_path(self, utt: str) -> Path:
-        """Path of ``wavs/<utt>.wav``.
-
-        Used in: Chapter 1 (01_data_simulation).
-        """
+        """Path of ``wavs/<utt>.wav``."""
         self._check(utt)
         return self.root / "wavs" / f"{utt}.wav"
 
-    def load(self, utt: str, cfg) -> np.ndarray:
+    def load(self, utt: str, features) -> np.ndarray:
         """Load utterance ``utt`` as float32 mono at ``cfg.sample_rate``.
 
         Parameters
         ----------
         utt : str
             Utterance ID, e.g. ``"LJ001-0001"``.
-        cfg : FeatureConfig or Profile
+        features : FeatureConfig or Profile
             Supplies ``sample_rate`` (22050 Hz).
 
         Returns
@@ -213,13 +214,11 @@ class LJSpeech:
             If ``utt`` is not in ``metadata.csv``.
         audio.AudioFileError
             If the WAV is missing or unreadable (the message names the file).
-
-        Used in: Chapter 1 (01_data_simulation).
         """
-        return audio.load_wav(self.wav_path(utt), _feature_cfg(cfg).sample_rate)
+        return audio.load_wav(self.wav_path(utt), _feature_cfg(features).sample_rate)
 
-    def load_target(self, utt: str, cfg) -> np.ndarray:
-        """Load ``utt`` as r9y9's saved audio s1 (PAPER_FACTS §2.1).
+    def load_target(self, utt: str, features) -> np.ndarray:
+        """Load ``utt`` as r9y9's saved audio s1 (see original_code.md#oc-lead-in).
 
         Peak-rescaled to ``cfg.rescaling_max`` (0.999), then 768 zeros in front and zeros
         at the end up to a multiple of 256 samples (:func:`audio.prepare_lj_audio`).
@@ -228,16 +227,14 @@ class LJSpeech:
         ----------
         utt : str
             Utterance ID.
-        cfg : FeatureConfig or Profile
+        features : FeatureConfig or Profile
 
         Returns
         -------
         numpy.ndarray, shape (T*256,), float32
             s1, whose first non-zero sample is at index 768; T = number of frames.
-
-        Used in: Chapter 1 (01_data_simulation), Chapter 2 (encoder), evaluation chapters.
         """
-        feat = _feature_cfg(cfg)
+        feat = _feature_cfg(features)
         return audio.prepare_lj_audio(self.load(utt, feat), feat)
 
 
@@ -266,8 +263,6 @@ class ESC50:
         If the folder or ``meta/esc50.csv`` is missing.
     CorpusFormatError
         If ``esc50.csv`` lacks a required column or has a non-integer target.
-
-    Used in: Chapter 1 (01_data_simulation).
     """
 
     def __init__(self, root: str | os.PathLike):
@@ -309,8 +304,9 @@ class ESC50:
     def load(self, filename: str, sample_rate: int = 22050) -> np.ndarray:
         """Load one clip as float32 mono at ``sample_rate`` (resampled from 44.1 kHz).
 
-        The paper loads with ``librosa.load(path)``, i.e. at 22050 Hz (PAPER_FACTS §2.3).
-        Resampling is expected here, so the loader's resampling warning is silenced.
+        The paper loads with ``librosa.load(path)``, i.e. at 22050 Hz (see
+        original_code.md#oc-esc-selection). Resampling is expected here, so the loader's
+        resampling warning is silenced.
 
         Parameters
         ----------
@@ -328,8 +324,6 @@ class ESC50:
         ------
         audio.AudioFileError
             If the WAV is missing or unreadable (the message names the file).
-
-        Used in: Chapter 1 (01_data_simulation), evaluation chapters.
         """
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*[Rr]esampl.*")
@@ -349,8 +343,6 @@ def active_span_seconds(wav: np.ndarray, sample_rate: int = 22050) -> float:
     -------
     float
         Seconds; 0.0 for an all-zero signal.
-
-    Used in: Chapter 1 (01_data_simulation).
     """
     nonzero = np.flatnonzero(np.asarray(wav) != 0)
     if nonzero.size == 0:
@@ -359,9 +351,9 @@ def active_span_seconds(wav: np.ndarray, sample_rate: int = 22050) -> float:
 
 
 def select_noise_clips(
-    esc: ESC50, cfg, progress: bool = True, sample_rate: int = 22050
+    esc: ESC50, profile, progress: bool = True, sample_rate: int = 22050
 ) -> pd.DataFrame:
-    """Apply the paper's ESC-50 selection rule (PAPER_FACTS §2.3).
+    """Apply the paper's ESC-50 selection rule (see original_code.md#oc-esc-selection).
 
     1. Sort ``esc50.csv`` by ``target``. The original used pandas' default
        ``sort_values`` (quicksort, *not* stable), so its within-class order was
@@ -375,12 +367,13 @@ def select_noise_clips(
     The original resampled with librosa's ``kaiser_best`` (resampy); we use
     :func:`audio.load_wav` (``soxr_hq``). Both filters ring a few hundred samples into
     zero padding, so spans differ slightly and a clip very close to 4.5 s may be decided
-    differently; the original's kept count was never recorded (PAPER_FACTS §2.3).
+    differently; the original's kept count was never recorded (see
+    original_code.md#oc-esc-selection).
 
     Parameters
     ----------
     esc : ESC50
-    cfg : DataConfig or Profile
+    profile : Profile (or its DataConfig)
         Supplies ``min_active_seconds``.
     progress : bool
         Show a tqdm bar while loading clips.
@@ -400,10 +393,8 @@ def select_noise_clips(
     ------
     audio.AudioFileError
         If a clip of a selected class cannot be read (the message names the file).
-
-    Used in: Chapter 1 (01_data_simulation).
     """
-    data = _data_cfg(cfg)
+    data = _data_cfg(profile)
     clips = esc.clips.sort_values("target", kind="stable").reset_index(drop=True)
     in_class = clips["target"].isin(NOISE_TARGETS).to_numpy()
     active = np.full(len(clips), np.nan)
@@ -438,8 +429,6 @@ def selection_summary(selection: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``outcome`` (``"kept"``, ``"wrong category"``, ``"too short active span"``)
         and ``clips``.
-
-    Used in: Chapter 1 (01_data_simulation).
     """
     outcome = selection["reason"].where(selection["reason"] != "", "kept")
     counts = outcome.value_counts()
@@ -451,7 +440,7 @@ def selection_summary(selection: pd.DataFrame) -> pd.DataFrame:
 # Splits
 # ---------------------------------------------------------------------------------------
 def lj_split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/test indices with sklearn ``train_test_split`` semantics (PAPER_FACTS §2.2).
+    """Train/test indices with ``train_test_split`` semantics (original_code.md#oc-lj-split).
 
     ``n_test = ceil(test_size·n)``, ``perm = RandomState(seed).permutation(n)``,
     ``test = perm[:n_test]``, ``train = perm[n_test:]``, both kept in permuted order —
@@ -477,8 +466,6 @@ def lj_split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarra
     ------
     ValueError
         If ``test_size`` is not in (0, 1) or either part would be empty.
-
-    Used in: Chapter 1 (01_data_simulation).
     """
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
@@ -497,9 +484,9 @@ def esc_split(k: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.
     """The ESC-50 train/test split: a seeded permutation, first ``round(0.9·k)`` train.
 
     The original shuffled with the **unseeded** global NumPy RNG (``random.seed(1234)``
-    seeded only Python's RNG, PAPER_FACTS §2.4), so its split cannot be reproduced. We
-    seed it: ``RandomState(seed).permutation(k)`` is what ``np.random.seed(seed);
-    np.random.shuffle(arange(k))`` would have given.
+    seeded only Python's RNG, see original_code.md#oc-esc-split), so its split cannot be
+    reproduced. We seed it: ``RandomState(seed).permutation(k)`` is what
+    ``np.random.seed(seed); np.random.shuffle(arange(k))`` would have given.
 
     Parameters
     ----------
@@ -515,8 +502,6 @@ def esc_split(k: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.
     train, test : numpy.ndarray of int64
         Indices into the selected-clip list; ``len(train) == int(round(train_fraction·k))``
         (Python's round, half to even).
-
-    Used in: Chapter 1 (01_data_simulation).
     """
     if k < 1:
         raise ValueError(f"cannot split {k} noise clips; the selection kept none")
@@ -533,13 +518,11 @@ def train_valid_split(items: Sequence, fraction: float) -> tuple[list, list]:
     items : sequence
         An already permuted train list.
     fraction : float
-        0.8 in the paper (PAPER_FACTS §2.5): 12 522 → 10 018 / 2 504.
+        0.8 in the paper (see original_code.md#oc-train-valid): 12 522 → 10 018 / 2 504.
 
     Returns
     -------
     train, valid : list
-
-    Used in: Chapter 1 (01_data_simulation).
     """
     items = list(items)
     n_train = int(round(fraction * len(items)))
@@ -548,19 +531,18 @@ def train_valid_split(items: Sequence, fraction: float) -> tuple[list, list]:
 
 @dataclass
 class Splits:
-    """Every list of the paper's data split (PAPER_FACTS §2.2–2.5).
+    """Every list of the paper's data split (original_code.md#oc-lj-split and after).
 
     Attributes
     ----------
     target_train, target_valid, target_test : list of str
-        LJSpeech utterance IDs. Train/valid are shuffled (§2.5); test keeps the permuted
-        order of :func:`lj_split` (the order the test pair recipe indexes).
+        LJSpeech utterance IDs. Train/valid are shuffled (original_code.md#oc-train-valid);
+        test keeps the permuted order of :func:`lj_split` (the order the test pair recipe
+        indexes).
     noise_train, noise_valid, noise_test : list of str
         ESC-50 filenames, the same way.
     settings : dict
         The split settings that produced the lists (seeds, fractions, corpus sizes).
-
-    Used in: Chapter 1 (01_data_simulation); read by the encoder and evaluation chapters.
     """
 
     target_train: list[str]
@@ -593,9 +575,9 @@ class Splits:
 
 
 def make_splits(
-    lj: LJSpeech | Sequence[str], esc_selected: pd.DataFrame | Sequence[str], cfg
+    lj: LJSpeech | Sequence[str], esc_selected: pd.DataFrame | Sequence[str], profile
 ) -> Splits:
-    """Build all six lists of the paper's split (PAPER_FACTS §2.2, §2.4, §2.5).
+    """Build all six lists of the paper's split (original_code.md#oc-lj-split and after).
 
     1. LJ: :func:`lj_split` over metadata order (``lj_test_size``, ``lj_split_seed``).
     2. ESC: :func:`esc_split` over the selected clips in paper order
@@ -612,16 +594,14 @@ def make_splits(
     esc_selected : pandas.DataFrame or sequence of str
         Output of :func:`select_noise_clips` (rows with ``kept`` True are used; without a
         ``kept`` column all rows), or the selected filenames in paper order.
-    cfg : DataConfig or Profile
+    profile : Profile (or its DataConfig)
 
     Returns
     -------
     Splits
         For the full LJSpeech: 10 018 / 2 504 / 578 target utterances.
-
-    Used in: Chapter 1 (01_data_simulation).
     """
-    data = _data_cfg(cfg)
+    data = _data_cfg(profile)
     ids = list(lj.ids) if isinstance(lj, LJSpeech) else list(lj)
     if isinstance(esc_selected, pd.DataFrame):
         df = esc_selected
@@ -660,10 +640,7 @@ def make_splits(
 
 
 def save_splits(path: str | os.PathLike, splits: Splits) -> Path:
-    """Write ``splits`` as JSON atomically (lists, counts, settings).
-
-    Used in: Chapter 1 (01_data_simulation).
-    """
+    """Write ``splits`` as JSON atomically (lists, counts, settings)."""
     return write_json_atomic(path, splits.to_dict())
 
 
@@ -676,8 +653,6 @@ def load_splits(path: str | os.PathLike) -> Splits:
         If ``path`` does not exist.
     ValueError
         If it is not JSON or lacks one of the six lists (the message names the file).
-
-    Used in: every chapter after Chapter 1.
     """
     path = Path(path)
     if not path.is_file():
@@ -703,8 +678,6 @@ def corpus_folder(profile, data_root: str | os.PathLike) -> Path:
 
     ``<data_root>/mini`` for the embedded mini corpus (``corpus: mini``),
     ``<data_root>/real`` for the real corpora (``corpus: real``).
-
-    Used in: Chapter 1 (01_data_simulation).
     """
     kind = _data_cfg(profile).corpus
     if kind not in ("mini", "real"):
@@ -712,41 +685,28 @@ def corpus_folder(profile, data_root: str | os.PathLike) -> Path:
     return Path(data_root) / kind
 
 
-def ensure_corpora(
-    profile, data_root: str | os.PathLike, progress: bool = True
-) -> tuple[LJSpeech, ESC50]:
-    """Make the profile's corpora available and return their readers.
+def open_corpora(profile, data_root: str | os.PathLike) -> tuple[LJSpeech, ESC50]:
+    """Readers of the profile's corpora, once they are in place.
 
-    The mini corpus is built (deterministically from the profile's seed; a no-op when
-    an identical build is present); the real corpora are downloaded and verified by
-    checksum when missing (about 3.3 GB). Both are imported lazily from
-    ``data_scripts``, so the library itself needs neither espeak-ng nor a network.
+    The corpora are made available by Chapter 1 or ``make corpus``
+    (:func:`data_scripts.prepare.prepare_corpora`: the mini corpus is built, the real
+    corpora are downloaded and verified).
 
     Parameters
     ----------
     profile : Profile
-        Its ``data`` section says which corpus and, for the mini corpus, size and seed.
+        Its ``data`` section says which corpus (``mini`` or ``real``).
     data_root : path-like
         Folder under which ``mini/`` or ``real/`` lives.
-    progress : bool
-        Show progress bars.
 
     Returns
     -------
     (LJSpeech, ESC50)
 
-    Used in: Chapter 1 (01_data_simulation).
+    Raises
+    ------
+    CorpusError
+        If a corpus folder is missing; the message says how to get it.
     """
-    data = _data_cfg(profile)
     folder = corpus_folder(profile, data_root)
-    if data.corpus == "mini":
-        from data_scripts.mini_corpus import build_mini_corpus
-
-        roots = build_mini_corpus(
-            folder, n_utterances=data.mini_utterances, seed=data.mini_seed, progress=progress
-        )
-        return LJSpeech(roots["ljspeech"]), ESC50(roots["esc50"])
-    from data_scripts.download import fetch_corpora
-
-    roots = fetch_corpora(["ljspeech", "esc50"], folder, progress=progress)
-    return LJSpeech(roots["ljspeech"]), ESC50(roots["esc50"])
+    return LJSpeech(folder / "LJSpeech-1.1"), ESC50(folder / "ESC-50-master")

@@ -1,14 +1,13 @@
 """Mixture simulation (the paper's protocol and an SNR-controlled one) and test manifests.
 
 The paper never stores mixtures: it rebuilds them from an LJSpeech utterance and an
-ESC-50 clip every time (PAPER_FACTS §2.6). For evaluation we fix the test pairs once in a
-manifest (``data/test_manifest.csv``) and regenerate the audio from it byte-identically.
+ESC-50 clip every time (see original_code.md#oc-mixing). For evaluation we fix the
+test pairs once in a manifest (``data/test_manifest.csv``) and regenerate the audio from
+it byte-identically.
 
 Sample rates are the caller's job: ``target`` and ``noise`` must both be at the
 feature sample rate (22050 Hz); :class:`~synthsep_lib.corpora.LJSpeech` and
 :class:`~synthsep_lib.corpora.ESC50` load them that way.
-
-Used in: Chapter 1 (01_data_simulation), Chapter 2 (encoder data feed), evaluation chapters.
 """
 
 from __future__ import annotations
@@ -23,10 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from synthsep_lib.files import atomic_path, reset_if_stale
+
 from . import audio
-from .runs import atomic_path, reset_if_stale
+from .config import FeatureConfig, section
 
 __all__ = [
+    "TEST_SIGNALS",
+    "test_wav_name",
     "Mixture",
     "NOISE_PEAK",
     "MIXTURE_PEAK",
@@ -34,6 +37,7 @@ __all__ = [
     "snr_db",
     "simulate_mixture_paper",
     "simulate_mixture_snr",
+    "mix_and_rescale",
     "MANIFEST_COLUMNS",
     "make_test_manifest",
     "write_test_manifest",
@@ -42,7 +46,7 @@ __all__ = [
     "write_test_set",
 ]
 
-#: Peak of the tiled noise before mixing (``interf_scale``, PAPER_FACTS §1).
+#: Peak of the tiled noise before mixing (``interf_scale``, see original_code.md#oc-mixing).
 NOISE_PEAK = 0.5
 #: Peak of the final mixture (``rescaling_max``).
 MIXTURE_PEAK = 0.999
@@ -57,7 +61,7 @@ class Mixture:
     mixture : numpy.ndarray, shape (L,)
         ``scale · (s1 + gain · s2_tiled)``; peak ``MIXTURE_PEAK``.
     target : numpy.ndarray, shape (L,)
-        ``scale · s1`` — the training target (PAPER_FACTS §2.6 step 4).
+        ``scale · s1`` — the training target (step 4 of original_code.md#oc-mixing).
     noise : numpy.ndarray, shape (L,)
         ``scale · gain · s2_tiled``.
     scale : float
@@ -95,7 +99,7 @@ def _check_signal(x: np.ndarray, kind: str, ident: str | None) -> np.ndarray:
 
 
 def tile_noise(noise: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
-    """Repeat a noise clip to ``length`` samples (PAPER_FACTS §2.6 step 2).
+    """Repeat a noise clip to ``length`` samples (step 2 of original_code.md#oc-mixing).
 
     Sample n of the result is ``noise[(offset + n) mod len(noise)]``: for ``offset = 0``
     this is the paper's "concatenate whole copies from the clip's first sample until
@@ -113,8 +117,6 @@ def tile_noise(noise: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, shape (length,), same dtype as ``noise``
-
-    Used in: Chapter 1 (01_data_simulation).
     """
     noise = np.asarray(noise)
     m = noise.shape[0]
@@ -130,31 +132,76 @@ def tile_noise(noise: np.ndarray, length: int, offset: int = 0) -> np.ndarray:
 
 
 def snr_db(target: np.ndarray, noise: np.ndarray) -> float:
-    """``10 log10(Σ target² / Σ noise²)`` in dB over the whole signals.
-
-    Used in: Chapter 1 (01_data_simulation), evaluation chapters.
-    """
+    """``10 log10(Σ target² / Σ noise²)`` in dB over the whole signals."""
     t = float(np.sum(np.square(np.asarray(target, dtype=np.float64))))
     n = float(np.sum(np.square(np.asarray(noise, dtype=np.float64))))
     return float(10.0 * np.log10(t / n))
 
 
-def _finish(s1: np.ndarray, s2: np.ndarray, gain: float, peak: float, offset: int) -> Mixture:
-    """Mix float64 ``s1 + gain·s2``, rescale to ``peak`` and return float32 signals."""
-    noise = gain * s2
-    mix = s1 + noise
-    top = float(np.max(np.abs(mix)))
+def _peak(x: np.ndarray, error: str) -> float:
+    """``max|x|``; ValueError(``error``) if ``x`` is all zeros."""
+    top = float(np.max(np.abs(x)))
     if top == 0.0:
-        raise ValueError("the mixture is silent (target and noise cancel); cannot rescale it")
-    scale = peak / top
+        raise ValueError(error)
+    return top
+
+
+def _check_pair(target, noise, target_id, noise_id) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a target and a noise clip; return both as float64 (target not silent)."""
+    s1 = _check_signal(target, "target", target_id)
+    clip = _check_signal(noise, "noise", noise_id)
+    if not np.any(s1):
+        raise ValueError(f"{_name('target', target_id)} is silent (all zeros): SNR undefined")
+    return s1, clip
+
+
+def _silent_noise(noise_id: str | None, length: int, why: str) -> str:
+    return f"{_name('noise', noise_id)} is silent over the {length} samples used: {why}"
+
+
+def mix_and_rescale(
+    s1: np.ndarray, s2: np.ndarray, noise_gain: float, peak: float, noise_offset: int = 0
+) -> Mixture:
+    """Mix ``s1 + noise_gain·s2`` and rescale the mixture and both parts to ``peak``.
+
+    The last step of both protocols (step 4 of original_code.md#oc-mixing): one factor
+    ``peak / max|mix|`` scales the mixture, the target and the noise, so that
+    ``mixture = target + noise`` still holds for the training targets.
+
+    Parameters
+    ----------
+    s1 : numpy.ndarray, float64, shape (L,)
+        The target.
+    s2 : numpy.ndarray, float64, shape (L,)
+        The tiled noise.
+    noise_gain : float
+        Gain applied to ``s2`` before mixing.
+    peak : float
+        Peak of the returned mixture.
+    noise_offset : int
+        Recorded in the result (start sample of the tiling).
+
+    Returns
+    -------
+    Mixture
+        float32 signals; ``snr_db`` of ``s1`` against ``noise_gain·s2``.
+
+    Raises
+    ------
+    ValueError
+        If the mixture is silent (target and noise cancel).
+    """
+    noise = noise_gain * s2
+    mix = s1 + noise
+    scale = peak / _peak(mix, "the mixture is silent (target and noise cancel); cannot rescale it")
     return Mixture(
         mixture=(scale * mix).astype(np.float32),
         target=(scale * s1).astype(np.float32),
         noise=(scale * noise).astype(np.float32),
         scale=float(scale),
         snr_db=snr_db(s1, noise),
-        noise_gain=float(gain),
-        noise_offset=int(offset),
+        noise_gain=float(noise_gain),
+        noise_offset=int(noise_offset),
     )
 
 
@@ -166,7 +213,7 @@ def simulate_mixture_paper(
     target_id: str | None = None,
     noise_id: str | None = None,
 ) -> Mixture:
-    """The paper's mixture recipe (PAPER_FACTS §2.6), exactly.
+    """The paper's mixture recipe, exactly (see original_code.md#oc-mixing).
 
     1. s1 = ``target`` (r9y9's saved audio with the 768-zero lead-in), L = len(s1).
     2. s2 = ``noise`` tiled from the clip start (or ``noise_offset``) to L samples.
@@ -197,21 +244,14 @@ def simulate_mixture_paper(
     ValueError
         Silent target ("SNR undefined"), silent noise, NaN/inf samples, empty or
         non-1-D input, or an offset outside the clip.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 2 (encoder data feed), evaluation chapters.
     """
-    s1 = _check_signal(target, "target", target_id)
-    clip = _check_signal(noise, "noise", noise_id)
-    if not np.any(s1):
-        raise ValueError(f"{_name('target', target_id)} is silent (all zeros): SNR undefined")
+    s1, clip = _check_pair(target, noise, target_id, noise_id)
+    # 1. tile the clip from its first sample to the target's length L
     s2 = tile_noise(clip, s1.shape[0], noise_offset)
-    top = float(np.max(np.abs(s2)))
-    if top == 0.0:
-        raise ValueError(
-            f"{_name('noise', noise_id)} is silent over the {s1.shape[0]} samples used: "
-            "cannot scale it to peak 0.5"
-        )
-    return _finish(s1, s2, NOISE_PEAK / top, MIXTURE_PEAK, noise_offset)
+    # 2. scale the tiled noise to a peak of 0.5
+    noise_peak = _peak(s2, _silent_noise(noise_id, s1.shape[0], "cannot scale it to peak 0.5"))
+    # 3. mix and rescale everything so that the mixture peaks at 0.999
+    return mix_and_rescale(s1, s2, NOISE_PEAK / noise_peak, MIXTURE_PEAK, noise_offset)
 
 
 def simulate_mixture_snr(
@@ -258,24 +298,18 @@ def simulate_mixture_snr(
     ------
     ValueError
         As :func:`simulate_mixture_paper`, or a non-finite ``snr_db``.
-
-    Used in: Chapter 1 (01_data_simulation), evaluation chapters.
     """
     if not np.isfinite(snr_db):
         raise ValueError(f"snr_db must be a finite number of dB, got {snr_db!r}")
-    s1 = _check_signal(target, "target", target_id)
-    clip = _check_signal(noise, "noise", noise_id)
-    e1 = float(np.sum(s1 * s1))
-    if e1 == 0.0:
-        raise ValueError(f"{_name('target', target_id)} is silent (all zeros): SNR undefined")
+    s1, clip = _check_pair(target, noise, target_id, noise_id)
     s2 = tile_noise(clip, s1.shape[0], noise_offset)
+    e1 = float(np.sum(s1 * s1))
     e2 = float(np.sum(s2 * s2))
     if e2 == 0.0:
-        raise ValueError(
-            f"{_name('noise', noise_id)} is silent over the {s1.shape[0]} samples used: SNR undefined"
-        )
+        raise ValueError(_silent_noise(noise_id, s1.shape[0], "SNR undefined"))
+    # the gain g that makes 10 log10(e1 / (g² e2)) equal the requested SNR
     gain = float(np.sqrt(e1 / (e2 * 10.0 ** (float(snr_db) / 10.0))))
-    return _finish(s1, s2, gain, float(peak), noise_offset)
+    return mix_and_rescale(s1, s2, gain, float(peak), noise_offset)
 
 
 # ---------------------------------------------------------------------------------------
@@ -294,8 +328,8 @@ MANIFEST_COLUMNS = (
 )
 
 
-def _features(cfg):
-    return getattr(cfg, "features", cfg)
+def _features(features) -> FeatureConfig:
+    return section(features, FeatureConfig)
 
 
 def _simulate(s1, clip, protocol: str, requested_snr, offset: int, target_id, noise_id) -> Mixture:
@@ -312,15 +346,15 @@ def make_test_manifest(
     splits,
     lj,
     esc,
-    cfg,
+    profile,
     n_pairs: int | None = None,
     *,
     snr_db: float | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Fix the test pairs with the paper's recipe (PAPER_FACTS §2.8) and record the scales.
+    """Fix the test pairs (original_code.md#oc-test-pairs) and record the scales.
 
-    ``rng = random.Random(cfg.data.test_pairs_seed)`` (66666666); for each pair
+    ``rng = random.Random(profile.data.test_pairs_seed)`` (66666666); for each pair
     ``target_index = rng.randint(1, len(target_test) − 1)`` then
     ``noise_index = rng.randint(0, len(noise_test) − 1)``. The original drew 500 pairs
     and evaluated the first 100; drawing ``n_pairs`` gives the same first pairs.
@@ -331,8 +365,8 @@ def make_test_manifest(
         Supplies ``target_test`` and ``noise_test`` (order matters).
     lj : corpora.LJSpeech
     esc : corpora.ESC50
-    cfg : Profile
-        Uses ``cfg.features`` (sample rate, s1 preparation) and ``cfg.data``
+    profile : Profile
+        Uses ``profile.features`` (sample rate, s1 preparation) and ``profile.data``
         (``test_pairs_seed``, ``test_pairs``).
     n_pairs : int, optional
         Number of pairs; default ``cfg.data.test_pairs``.
@@ -355,15 +389,13 @@ def make_test_manifest(
     ------
     ValueError
         If ``target_test`` has fewer than 2 items or ``noise_test`` is empty.
-
-    Used in: Chapter 1 (01_data_simulation); read by the evaluation chapters.
     """
-    if not (hasattr(cfg, "features") and hasattr(cfg, "data")):
+    if not (hasattr(profile, "features") and hasattr(profile, "data")):
         raise TypeError(
             f"make_test_manifest needs a Profile (features and data settings), got "
-            f"{type(cfg).__name__}; pass load_profile(...)"
+            f"{type(profile).__name__}; pass load_profile(...)"
         )
-    feat, data = cfg.features, cfg.data
+    feat, data = profile.features, profile.data
     n_pairs = data.test_pairs if n_pairs is None else int(n_pairs)
     targets, noises = list(splits.target_test), list(splits.noise_test)
     if len(targets) < 2:
@@ -414,10 +446,7 @@ def make_test_manifest(
 
 
 def write_test_manifest(path: str | os.PathLike, df: pd.DataFrame) -> Path:
-    """Write a manifest as CSV atomically (floats at full round-trip precision).
-
-    Used in: Chapter 1 (01_data_simulation).
-    """
+    """Write a manifest as CSV atomically (floats at full round-trip precision)."""
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"manifest lacks column(s) {missing}; expected {list(MANIFEST_COLUMNS)}")
@@ -441,8 +470,6 @@ def read_test_manifest(path: str | os.PathLike) -> pd.DataFrame:
         If ``path`` does not exist (Chapter 1 writes it).
     ValueError
         If columns are missing or hold wrong values (the message names the file).
-
-    Used in: evaluation chapters.
     """
     path = Path(path)
     if not path.is_file():
@@ -472,7 +499,7 @@ def _get(row, key):
 
 
 def regenerate_test_mixture(
-    row, lj, esc, cfg, *, check: bool = True, rtol: float = 1e-6
+    row, lj, esc, profile, *, check: bool = True, rtol: float = 1e-6
 ) -> Mixture:
     """Rebuild one test mixture from a manifest row, byte-identically.
 
@@ -486,7 +513,7 @@ def regenerate_test_mixture(
         A manifest row.
     lj : corpora.LJSpeech
     esc : corpora.ESC50
-    cfg : FeatureConfig or Profile
+    profile : FeatureConfig or Profile
     check : bool
         Compare the recomputed length and scales with the stored ones.
     rtol : float
@@ -501,10 +528,8 @@ def regenerate_test_mixture(
     ValueError
         If ``check`` and the stored values differ: the corpus files are not the ones the
         manifest was made from.
-
-    Used in: Chapter 1 (01_data_simulation), evaluation chapters.
     """
-    return _regenerate(row, lj, esc, _features(cfg), check, rtol)[0]
+    return _regenerate(row, lj, esc, _features(profile), check, rtol)[0]
 
 
 def _regenerate(row, lj, esc, feat, check: bool = True, rtol: float = 1e-6):
@@ -542,17 +567,26 @@ def _regenerate(row, lj, esc, feat, check: bool = True, rtol: float = 1e-6):
     return mix, s1
 
 
+#: The WAVs written for each test pair: scaled target, noise and mixture, and the source.
+TEST_SIGNALS = ("target", "noise", "mixture", "source")
+
+
+def test_wav_name(pair: int, kind: str) -> str:
+    """File name of one test signal, ``NNN_<kind>.wav`` (kind: one of TEST_SIGNALS)."""
+    return f"{int(pair):03d}_{kind}.wav"
+
+
 def write_test_set(
-    manifest: pd.DataFrame, lj, esc, cfg, out_dir, progress: bool = True
+    manifest: pd.DataFrame, lj, esc, profile, out_dir, progress: bool = True
 ) -> pd.DataFrame:
     """Write the test mixtures of a manifest as WAV files (resumable, atomic).
 
     For each pair p: ``<out_dir>/<p:03d>_target.wav`` (scale·s1, the training target),
     ``_noise.wav`` (scale·gain·s2), ``_mixture.wav`` and ``_source.wav`` (the unscaled
     s1). The paper's evaluation reference ``Ind_i_source.wav`` is the **unscaled** s1
-    (PAPER_FACTS §2.6), so both are written and evaluation can follow either. All files
-    are 32-bit float WAV (subtype ``FLOAT``) so the exact float32 values are kept. Pairs
-    whose four files all exist are skipped.
+    (see original_code.md#oc-mixing), so both are written and evaluation can follow
+    either. All files are 32-bit float WAV (subtype ``FLOAT``) so the exact float32
+    values are kept. Pairs whose four files all exist are skipped.
 
     Parameters
     ----------
@@ -560,7 +594,7 @@ def write_test_set(
         From :func:`make_test_manifest` or :func:`read_test_manifest`.
     lj : corpora.LJSpeech
     esc : corpora.ESC50
-    cfg : FeatureConfig or Profile
+    profile : FeatureConfig or Profile
     out_dir : path-like
         Usually ``RunPaths.test_audio``.
     progress : bool
@@ -571,10 +605,8 @@ def write_test_set(
     pandas.DataFrame
         Columns ``pair``, ``target``, ``noise``, ``mixture``, ``source`` (paths) and
         ``written`` (False where the pair was skipped).
-
-    Used in: Chapter 1 (01_data_simulation); read by the evaluation chapters.
     """
-    feat = _features(cfg)
+    feat = _features(profile)
     out_dir = Path(out_dir)
     # Files written for another manifest (e.g. before the corpus was rebuilt) are removed.
     canonical = manifest[list(MANIFEST_COLUMNS)].to_csv(index=False, float_format="%.17g")
@@ -587,9 +619,7 @@ def write_test_set(
     records = []
     for _, row in iterator:
         pair = int(row["pair"])
-        paths = {
-            k: out_dir / f"{pair:03d}_{k}.wav" for k in ("target", "noise", "mixture", "source")
-        }
+        paths = {k: out_dir / test_wav_name(pair, k) for k in TEST_SIGNALS}
         written = not all(p.is_file() for p in paths.values())
         if written:
             mix, source = _regenerate(row, lj, esc, feat)

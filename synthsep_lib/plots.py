@@ -1,7 +1,4 @@
-"""Figures used by several chapters. Functions take numpy arrays and return the figure.
-
-Used in: Chapter 1 (01_data_simulation) and later chapters.
-"""
+"""Figures used by several chapters. Functions take numpy arrays and return the figure."""
 
 from __future__ import annotations
 
@@ -172,7 +169,7 @@ def plot_delay_sensitivity(table, metrics: Sequence[str], search_samples: int | 
     Parameters
     ----------
     table : pandas.DataFrame
-        From :func:`synthsep_lib.evaluation.alignment.delay_sensitivity` (index: delay in
+        From :func:`synthsep_lib.evaluation.metrics.delay_sensitivity` (index: delay in
         samples; columns ``m`` and ``m aligned`` per metric).
     metrics : sequence of str
         Metric columns to plot, one panel each.
@@ -409,20 +406,18 @@ def plot_listening_distribution(distribution, means=None, title: str | None = No
     Parameters
     ----------
     distribution : pandas.DataFrame
-        From :func:`synthsep_lib.evaluation.listening.answer_distribution`: index
+        From :func:`synthsep_lib.evaluation.listening.analysis.answer_distribution`: index
         (comparison, attribute); one column per category in scale order (percent), and
         ``n`` and ``simulated``.
     means : pandas.DataFrame, optional
-        From :func:`~synthsep_lib.evaluation.listening.mean_scores` (same index): the mean
-        score (1-5) and its confidence interval are written beside each bar.
+        From :func:`~synthsep_lib.evaluation.listening.analysis.mean_scores` (same index):
+        the mean score (1-5) and its confidence interval are written beside each bar.
     title : str, optional
         Figure title.
 
     Returns
     -------
     matplotlib.figure.Figure
-
-    Used in: Chapter 6 (06_listening_test).
     """
     categories = [c for c in distribution.columns if c not in ("n", "simulated")]
     colors = plt.get_cmap("RdBu")(np.linspace(0.12, 0.88, len(categories)))

@@ -33,7 +33,8 @@ def book_build(request):
     """Execute every chapter with papermill into ``_build/test`` and render the HTML.
 
     Returns a dict with ``executed`` (folder of executed notebooks), ``html`` (rendered
-    book or None if execution failed), ``status`` (0 when every chapter ran).
+    book or None if execution failed), ``status`` (0 when every chapter ran), ``runs``
+    and ``data_root`` (the absolute folders the chapters were given).
     """
     if request.config.getoption("--skip-chapters"):
         pytest.skip("--skip-chapters given")
@@ -50,7 +51,13 @@ def book_build(request):
     html = None
     if status == 0 and book.render(out / "executed", out / "html") == 0:
         html = out / "html"
-    return {"executed": out / "executed", "html": html, "status": status, "runs": out / "runs"}
+    return {
+        "executed": out / "executed",
+        "html": html,
+        "status": status,
+        "runs": out / "runs",
+        "data_root": data_root.resolve(),
+    }
 
 
 #: Data settings of the small run folder the encoder tests share (3 test pairs).
@@ -67,7 +74,7 @@ def encoder_mini_run(tmp_path_factory):
     from data_scripts.mini_corpus import build_mini_corpus
     from synthsep_lib import corpora, mixing
     from synthsep_lib.config import load_profile
-    from synthsep_lib.runs import RunPaths
+    from synthsep_lib.pipeline.runs import RunPaths
 
     base = tmp_path_factory.getbasetemp() / "encoder_mini"
     roots = build_mini_corpus(base / "mini", n_utterances=16, clips_per_category=1, progress=False)
@@ -155,7 +162,7 @@ def local_server(monkeypatch):
     Requests to 127.0.0.1 bypass any proxy, and ``SYNTHSEP_MIRROR`` is unset so that only
     URLs a test chooses are used.
     """
-    from data_scripts.download import MIRROR_ENV
+    from synthsep_lib.pipeline.downloads import MIRROR_ENV
 
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -201,7 +208,7 @@ def make_test_run(tmp_path, n_pairs: int = 2):
         simulate_mixture_paper,
         write_test_manifest,
     )
-    from synthsep_lib.runs import RunPaths
+    from synthsep_lib.pipeline.runs import RunPaths
 
     sr = 22050
     paths = RunPaths(tmp_path / "runs", "reduced")
@@ -231,3 +238,25 @@ def make_test_run(tmp_path, n_pairs: int = 2):
         )
     write_test_manifest(paths.test_manifest, pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)))
     return paths
+
+
+def spectral_convergence(magnitude, wav, features, *, scale_invariant: bool = True) -> float:
+    """``‖a·|STFT(wav)| − S‖_F / ‖S‖_F`` with the authors' analysis STFT: how well a
+    waveform (e.g. a Griffin–Lim output) matches a target magnitude S of shape (T, 513)
+    or (T, 512). With ``scale_invariant`` ``a`` is the least-squares gain, which removes
+    the ≈ 1.5 gain of the authors' unnormalised ISTFT; otherwise ``a = 1``."""
+    import numpy as np
+
+    from synthsep_lib.baselines import resynthesis
+
+    got = np.abs(resynthesis.stft_paper(wav, features))
+    target = np.asarray(magnitude, dtype=np.float64)
+    if target.shape[1] == got.shape[1] - 1:
+        target = np.pad(target, ((0, 0), (0, 1)))
+    n = min(got.shape[0], target.shape[0])
+    got, target = got[:n], target[:n]
+    gain = 1.0
+    if scale_invariant:
+        energy = float(np.sum(got * got))
+        gain = float(np.sum(got * target)) / energy if energy > 0 else 0.0
+    return float(np.linalg.norm(gain * got - target) / np.linalg.norm(target))

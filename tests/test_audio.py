@@ -1,4 +1,4 @@
-"""Tests of synthsep_lib.audio against independent references (lws, librosa) and PAPER_FACTS."""
+"""Tests of synthsep_lib.audio against independent references (lws, librosa) and the facts of book/original_code.md."""
 
 from __future__ import annotations
 
@@ -63,8 +63,20 @@ SIGNALS = {
 
 
 # --------------------------------------------------------------------------------------
-# Independent references, written from PAPER_FACTS §3 with hard-coded r9y9/author values
+# Independent references, written from original_code.md#oc-mel-spectrum and
+# original_code.md#oc-linear-spectrum with hard-coded r9y9/author values
 # --------------------------------------------------------------------------------------
+
+
+def lws_stft(wav, features=CFG) -> np.ndarray:
+    """The STFT inside audio.mel_spectrogram (lead-in, lws window, frame chunks), whole."""
+    arr = audio.as_signal(wav)
+    padded, n_frames = audio._lws_padded(arr, features)
+    window = audio.lws_analysis_window(features.fft_size, features.hop_size)
+    out = np.empty((n_frames, features.fft_size // 2 + 1), dtype=np.complex128)
+    for start, spec in audio._frame_chunks(padded, n_frames, features, window):
+        out[start : start + spec.shape[0]] = spec
+    return out
 
 
 def _reference_mel(y: np.ndarray) -> np.ndarray:
@@ -89,7 +101,7 @@ def _reference_linear(x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# Mel spectrum (PAPER_FACTS §3.2)
+# Mel spectrum (original_code.md#oc-mel-spectrum)
 # --------------------------------------------------------------------------------------
 
 
@@ -120,7 +132,7 @@ def test_mel_spectrogram_uses_the_range_not_just_the_clip():
 def test_lws_stft_matches_lws_package(name):
     y = SIGNALS[name]
     ref = lws.lws(1024, 256, mode="speech").stft(y)
-    ours = audio.lws_stft(y, CFG)
+    ours = lws_stft(y, CFG)
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
 
@@ -128,7 +140,7 @@ def test_lws_stft_matches_lws_package(name):
 @pytest.mark.parametrize("n", [1, 255, 256, 257, 1000, 22050, 25600])
 def test_lws_frame_count(n):
     expected = math.ceil(n / 256) + 3
-    assert audio.lws_stft(np.ones(n), CFG).shape == (expected, 513)
+    assert lws_stft(np.ones(n), CFG).shape == (expected, 513)
     assert audio.mel_spectrogram(np.ones(n), CFG).shape == (expected, 80)
     # r9y9's lws_num_frames
     r9y9 = (n + 2 * 768 - 1024) // 256 + (1 if n % 256 == 0 else 2)
@@ -160,7 +172,8 @@ def test_mel_basis_numeric_checks():
     assert basis.shape == (80, 513)
     assert basis.max() == pytest.approx(0.0282357, abs=1e-7)
     np.testing.assert_allclose(basis.sum(axis=1)[:3], [0.044034, 0.049413, 0.045144], atol=1e-6)
-    # First filter spans bins 6-9, last 329-352, nothing above 352 (PAPER_FACTS §3.2).
+    # First filter spans bins 6-9, last 329-352, nothing above 352
+    # (original_code.md#oc-mel-spectrum).
     assert list(np.flatnonzero(basis[0])) == [6, 7, 8, 9]
     assert np.flatnonzero(basis[-1])[[0, -1]].tolist() == [329, 352]
     assert not basis[:, 353:].any()
@@ -171,7 +184,7 @@ def test_mel_basis_numeric_checks():
 def test_mel_frames_cover_the_same_samples_as_linear_frames():
     """mel of signal[768:] frame m and linear frame m both analyse signal[256m:256m+1024]."""
     wav = audio.prepare_lj_audio(SIGNALS["speech-12800"], CFG)
-    mel_stft = audio.lws_stft(wav[768:], CFG)
+    mel_stft = lws_stft(wav[768:], CFG)
     padded = np.pad(wav.astype(np.float64), (0, 768))
     window = audio.lws_analysis_window()
     for m in (0, 5, mel_stft.shape[0] - 1):
@@ -180,7 +193,7 @@ def test_mel_frames_cover_the_same_samples_as_linear_frames():
 
 
 # --------------------------------------------------------------------------------------
-# Linear spectrum (PAPER_FACTS §3.1)
+# Linear spectrum (original_code.md#oc-linear-spectrum)
 # --------------------------------------------------------------------------------------
 
 
@@ -265,7 +278,7 @@ def test_denormalise_linear_recovers_stft_magnitude_inside_clip_range():
 def test_denormalise_mel_recovers_mel_amplitude_inside_clip_range():
     y = SIGNALS["speech-22050"]
     norm = audio.mel_spectrogram(y, CFG)
-    mel_amp = np.abs(audio.lws_stft(y, CFG)) @ audio.mel_basis(CFG).T
+    mel_amp = np.abs(lws_stft(y, CFG)) @ audio.mel_basis(CFG).T
     inside = (norm > 0) & (norm < 1)
     assert inside.mean() > 0.3
     np.testing.assert_allclose(audio.denormalise_mel(norm)[inside], mel_amp[inside], rtol=1e-5)
@@ -279,7 +292,7 @@ def test_normalise_rejects_nan():
 
 
 # --------------------------------------------------------------------------------------
-# Waveform preprocessing and the §2.9 bookkeeping
+# Waveform preprocessing and the bookkeeping (original_code.md#oc-worked-example)
 # --------------------------------------------------------------------------------------
 
 
@@ -330,7 +343,7 @@ def test_peak_normalise():
 
 
 @pytest.mark.parametrize(
-    "func", [audio.mel_spectrogram, audio.linear_spectrogram, audio.lws_stft, audio.pad_for_frames]
+    "func", [audio.mel_spectrogram, audio.linear_spectrogram, audio.pad_for_frames]
 )
 def test_signal_functions_reject_bad_input(func):
     with pytest.raises(ValueError, match="1-D"):

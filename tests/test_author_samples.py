@@ -1,4 +1,4 @@
-"""Tests of synthsep_lib.evaluation.author_samples against a local HTTP server on 127.0.0.1.
+"""Tests of synthsep_lib.pipeline.author_samples against a local HTTP server on 127.0.0.1.
 
 Thirty small WAV files with the real names, subtypes and length relations (B1 1024
 samples longer in DOUBLE, B2 6138 shorter in PCM_16 holding ``source[3069:…]``) are
@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from synthsep_lib.evaluation import author_samples as aus
-from synthsep_lib.evaluation.author_samples import (
+from synthsep_lib.pipeline import author_samples as aus
+from synthsep_lib.pipeline.author_samples import (
     AUTHOR_SAMPLES,
     AUTHOR_SAMPLES_BASE_URL,
     AUTHOR_SAMPLES_COMMIT,

@@ -56,6 +56,34 @@ def test_chapter_page_has_figures_and_audio(book_build, notebook):
         assert marker not in page, f"rendered page contains {marker!r}"
 
 
+@pytest.mark.html
+def test_no_page_shows_the_builders_folders(book_build):
+    """Neither the pages nor their downloadable notebooks hold the builder's paths."""
+    assert book_build["html"], "the book was not rendered (a chapter failed)"
+    files = sorted(book_build["html"].rglob("*.html")) + sorted(book_build["html"].rglob("*.ipynb"))
+    assert any(p.suffix == ".ipynb" for p in files)
+    for folder in (book_build["data_root"], ROOT):
+        showing = [p.name for p in files if str(folder) in p.read_text(errors="replace")]
+        assert not showing, f"files showing the builder's folder {folder}: {showing}"
+
+
+def test_staged_chapter_leaves_out_only_the_injected_parameters(tmp_path):
+    cells = [
+        nbformat.v4.new_code_cell("profile = 'reduced'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "data_root = '/home/builder/data'", metadata={"tags": ["injected-parameters"]}
+        ),
+        nbformat.v4.new_code_cell("print(profile)", metadata={"tags": ["hide-input"]}),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["papermill"] = {"parameters": {"data_root": "/home/builder/data"}}
+    nbformat.write(nb, tmp_path / "executed.ipynb")
+    book.stage_notebook(tmp_path / "executed.ipynb", tmp_path / "staged.ipynb")
+    staged = nbformat.read(tmp_path / "staged.ipynb", as_version=4)
+    assert [c.source for c in staged.cells] == [cells[0].source, cells[2].source]
+    assert "/home/builder" not in (tmp_path / "staged.ipynb").read_text()
+
+
 def test_a_failing_chapter_fails_the_build(tmp_path, capsys):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "_toc.yml").write_text(

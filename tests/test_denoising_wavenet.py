@@ -31,19 +31,18 @@ from synthsep_lib.baselines.denoising_wavenet import (  # noqa: E402
     build_denoising_wavenet,
     conditioning_parameters,
     denoise,
-    denoise_test_set,
-    load_trained_denoiser,
 )
-from synthsep_lib.baselines.denoising_wavenet_train import (  # noqa: E402
+from synthsep_lib.config import DenoiserConfig, load_profile  # noqa: E402
+from synthsep_lib.encoder.model import count_parameters  # noqa: E402
+from synthsep_lib.pipeline.denoiser_training import (  # noqa: E402
     SegmentFeed,
     count_segments,
     segment_feeds,
     train_denoiser,
 )
-from synthsep_lib.config import DenoiserConfig, load_profile  # noqa: E402
-from synthsep_lib.encoder.feed import FeedError  # noqa: E402
-from synthsep_lib.encoder.model import count_parameters  # noqa: E402
-from synthsep_lib.runs import RunConfigError, RunPaths  # noqa: E402
+from synthsep_lib.pipeline.denoising import denoise_test_set, load_trained_denoiser  # noqa: E402
+from synthsep_lib.pipeline.encoder_feed import FeedError  # noqa: E402
+from synthsep_lib.pipeline.runs import RunConfigError, RunPaths  # noqa: E402
 
 TINY = {
     "stacks": 1,
@@ -126,7 +125,7 @@ def test_paper_network_has_the_authors_parameter_count():
     }
     assert count_parameters(model)["total"] == 6_292_097
     assert conditioning_parameters(cfg) == 50_560
-    # PAPER_FACTS §7.1 / §12: the authors' model, zero-fed condition layers included
+    # original_code.md#oc-b2-architecture: the authors' model, zero-fed condition layers included
     assert count_parameters(model)["total"] + conditioning_parameters(cfg) == 6_342_657
 
 

@@ -1,4 +1,4 @@
-"""Tests of data_scripts.download against a local HTTP server on 127.0.0.1.
+"""Tests of synthsep_lib.pipeline.downloads against a local HTTP server on 127.0.0.1.
 
 Small archives in the real layouts (LJSpeech-1.1/ tar.bz2, ESC-50-<commit>/ zip) are
 built in the test, served from a temporary folder, and fetched with their computed
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_scripts import download
-from data_scripts.download import (
+from data_scripts.download import main
+from synthsep_lib.pipeline.downloads import (
     CORPORA,
     MIRROR_ENV,
     ChecksumMismatchError,
@@ -29,7 +29,6 @@ from data_scripts.download import (
     DownloadError,
     fetch_corpora,
     fetch_corpus,
-    main,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -443,18 +442,20 @@ def test_cli_subprocess_failure_has_no_traceback(server, dest):
 
 
 def test_module_exports():
-    assert set(download.__all__) <= set(dir(download))
+    from synthsep_lib.pipeline import downloads
+
+    assert set(downloads.__all__) <= set(dir(downloads))
 
 
 # --------------------------------------------------------------------------- the paper profile
 
 
 def test_paper_profile_downloads_its_corpora_when_missing(server, tmp_path, monkeypatch):
-    """What Chapter 1 does on Colab: ensure_corpora fetches both corpora into <root>/real."""
+    """What Chapter 1 does on Colab: prepare_corpora fetches both corpora into <root>/real."""
     import dataclasses
 
+    from data_scripts.prepare import prepare_corpora
     from synthsep_lib.config import load_profile
-    from synthsep_lib.corpora import ensure_corpora
 
     lj_bytes, esc_bytes = lj_archive(), esc_archive()
     server.put(LJ.archive_name, lj_bytes)
@@ -462,10 +463,10 @@ def test_paper_profile_downloads_its_corpora_when_missing(server, tmp_path, monk
     monkeypatch.setitem(CORPORA, "ljspeech", dataclasses.replace(LJ, known_hash=sha256(lj_bytes)))
     monkeypatch.setitem(CORPORA, "esc50", dataclasses.replace(ESC, known_hash=md5(esc_bytes)))
     monkeypatch.setenv(MIRROR_ENV, server.url)
-    lj, esc = ensure_corpora(load_profile("paper"), tmp_path / "data", progress=False)
+    lj, esc = prepare_corpora(load_profile("paper"), tmp_path / "data", progress=False)
     assert lj.root == tmp_path / "data" / "real" / "LJSpeech-1.1"
     assert lj.ids == ["LJ001-0001"]
     assert esc.root == tmp_path / "data" / "real" / "ESC-50-master"
     assert list(esc.clips.filename) == ["1-100032-A-0.wav"]
-    ensure_corpora(load_profile("paper"), tmp_path / "data", progress=False)
+    prepare_corpora(load_profile("paper"), tmp_path / "data", progress=False)
     assert server.hits[f"/{LJ.archive_name}"] == 1 and server.hits[f"/{ESC.archive_name}"] == 1

@@ -1,4 +1,4 @@
-"""Tests of synthsep_lib.encoder.feed: the encoder's block feed (PAPER_FACTS §2.6–2.7)."""
+"""Tests of synthsep_lib.pipeline.encoder_feed (original_code.md#oc-training-blocks)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from synthsep_lib import audio, corpora, mixing  # noqa: E402
 from synthsep_lib.config import load_profile  # noqa: E402
-from synthsep_lib.encoder import feed as F  # noqa: E402
+from synthsep_lib.pipeline import encoder_feed as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 B = 8  # small batches keep the tests quick
@@ -30,7 +30,7 @@ def profile():
 @pytest.fixture(scope="module")
 def corpus(profile):
     """The mini corpus (built by `make corpus`; built here if missing)."""
-    lj, esc = corpora.ensure_corpora(profile, ROOT / "data", progress=False)
+    lj, esc = corpora.open_corpora(profile, ROOT / "data")
     clips = esc.clips[esc.clips["target"].isin(corpora.NOISE_TARGETS)]
     noises = [str(f) for f in clips["filename"]][:8]
     return lj, esc, list(lj.ids[:30]), noises

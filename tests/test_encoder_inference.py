@@ -1,10 +1,9 @@
 """Encoder inference: whole-utterance prediction, the test set's e1/e2, resumability
-(synthsep_lib.encoder.inference). The real encoder (tiny sizes) is trained for one step
+(synthsep_lib.pipeline.encoder_inference). The real encoder (tiny sizes) is trained for one step
 here, end to end through train_encoder."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -26,18 +25,18 @@ from conftest import ENCODER_TEST_DATA  # noqa: E402
 
 from synthsep_lib import audio, mixing  # noqa: E402
 from synthsep_lib.config import load_profile  # noqa: E402
-from synthsep_lib.encoder import inference  # noqa: E402
-from synthsep_lib.encoder.inference import (  # noqa: E402
+from synthsep_lib.encoder.loss import encoder_errors  # noqa: E402
+from synthsep_lib.encoder.model import build_encoder  # noqa: E402
+from synthsep_lib.encoder.prediction import predict_utterance  # noqa: E402
+from synthsep_lib.pipeline import encoder_inference as inference  # noqa: E402
+from synthsep_lib.pipeline.encoder_inference import (  # noqa: E402
     ERROR_COLUMNS,
     load_trained_encoder,
     predict_test_set,
-    predict_utterance,
     real_time_factor,
 )
-from synthsep_lib.encoder.loss import encoder_errors  # noqa: E402
-from synthsep_lib.encoder.model import build_encoder  # noqa: E402
-from synthsep_lib.encoder.train import train_encoder  # noqa: E402
-from synthsep_lib.runs import RunPaths  # noqa: E402
+from synthsep_lib.pipeline.encoder_training import train_encoder  # noqa: E402
+from synthsep_lib.pipeline.runs import RunPaths, read_timing  # noqa: E402
 
 DATA_OVERRIDES = ENCODER_TEST_DATA
 TINY = {
@@ -216,5 +215,5 @@ def test_given_model_is_identified_by_its_weights(tmp_path, mini):
     np.testing.assert_allclose(errors["e2"], errors["mixture_e2"])
     stamp = (paths.encoder("b1") / "test" / "MADE_FROM").read_text()
     assert stamp.startswith("weights ") and "inference" in stamp
-    timing = json.loads((paths.encoder("b1") / "test" / "000.json").read_text())
-    assert timing["seconds"] == pytest.approx(errors["seconds"][0])
+    timing = read_timing(paths.encoder_estimates("b1") / "timing.csv")
+    assert timing[0]["seconds"] == pytest.approx(errors["seconds"][0], rel=1e-5)

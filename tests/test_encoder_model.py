@@ -1,4 +1,7 @@
-"""Encoder networks, perceptual loss and errors (synthsep_lib.encoder; PAPER_FACTS §4, §8.1)."""
+"""Encoder networks, perceptual loss and errors of synthsep_lib.encoder.
+
+See original_code.md#oc-encoder, original_code.md#oc-loss and original_code.md#oc-errors.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Encoder training: exact resume, interruption, config checks, feed errors, NaN loss,
-MirroredStrategy (synthsep_lib.encoder.train).
+MirroredStrategy (synthsep_lib.pipeline.encoder_training).
 
 Most tests swap the encoder for a tiny model (an LSTM and a Dropout with their own
 SeedGenerators, BatchNorm, a convolution) that TensorFlow traces in about a second; the
@@ -33,17 +33,19 @@ pytestmark = pytest.mark.filterwarnings(
 from conftest import ENCODER_TEST_DATA  # noqa: E402
 
 from synthsep_lib.config import load_profile  # noqa: E402
-from synthsep_lib.encoder import train as train_module  # noqa: E402
-from synthsep_lib.encoder.feed import FeedError, training_feed  # noqa: E402
-from synthsep_lib.encoder.train import (  # noqa: E402
-    NonFiniteLossError,
-    RunConfigError,
+from synthsep_lib.files import file_sha1  # noqa: E402
+from synthsep_lib.pipeline import encoder_training as train_module  # noqa: E402
+from synthsep_lib.pipeline.encoder_feed import FeedError, training_feed  # noqa: E402
+from synthsep_lib.pipeline.encoder_training import (  # noqa: E402
     learning_rate_at,
     load_checkpoint,
-    read_checkpoint_state,
     train_encoder,
 )
-from synthsep_lib.runs import RunPaths, file_sha1  # noqa: E402
+from synthsep_lib.pipeline.keras_training import (  # noqa: E402
+    NonFiniteLossError,
+    read_checkpoint_state,
+)
+from synthsep_lib.pipeline.runs import RunConfigError, RunPaths  # noqa: E402
 
 DATA_OVERRIDES = ENCODER_TEST_DATA
 TINY = {
@@ -148,7 +150,7 @@ def test_learning_rate_schedule():
     cfg = load_profile("paper").encoder
     assert learning_rate_at(0, cfg) == pytest.approx(1e-3)
     assert learning_rate_at(1, cfg) == pytest.approx(9.8e-4)
-    # PAPER_FACTS §4.6: the factor at epoch 499 is 0.98**499 ≈ 4.2e-5
+    # original_code.md#oc-encoder-training: the factor at epoch 499 is 0.98**499 ≈ 4.2e-5
     assert learning_rate_at(499, cfg) == pytest.approx(4.19e-8, rel=5e-3)
 
 
@@ -298,8 +300,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
     from synthsep_lib import corpora
-    from synthsep_lib.encoder import train as train_module
-    from synthsep_lib.runs import RunPaths
+    from synthsep_lib.pipeline import encoder_training as train_module
+    from synthsep_lib.pipeline.runs import RunPaths
 
     sys.path.insert(0, sys.argv[2])
     from test_encoder_train import tiny_encoder, tiny_profile

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from synthsep_lib import audio
-from synthsep_lib.evaluation import listening as lt
-from synthsep_lib.evaluation.runner import output_path
-from synthsep_lib.runs import RunPaths
+from synthsep_lib.evaluation.listening import analysis, design, export, session, stimulus
+from synthsep_lib.pipeline import listening_test
+from synthsep_lib.pipeline.runs import RunPaths
 
 SR = 16000
 PEAK_LIMIT = 10 ** (-1 / 20)
@@ -42,24 +42,24 @@ def run(tmp_path):
                 wav[SR // 2] = 0.9
             if (pair, method) == (3, "b2"):
                 wav = np.zeros(SR, dtype=np.float32)
-            audio.save_wav(output_path(paths, method, pair), wav, SR)
+            audio.save_wav(paths.output_wav(method, pair), wav, SR)
     return paths
 
 
 @pytest.fixture
 def stimuli(run):
     with pytest.warns(UserWarning, match="test pair 3 left out.*silent"):
-        table = lt.prepare_stimuli(run, SR)
+        table = listening_test.prepare_stimuli(run, SR)
     return table
 
 
 def test_stimuli_have_equal_loudness_and_never_clip(run, stimuli):
-    dest = lt.listening_dir(run) / "stimuli"
+    dest = listening_test.listening_dir(run) / "stimuli"
     assert sorted(stimuli["pair"].unique()) == [0, 1, 2]  # the silent pair is left out
     assert set(stimuli["role"]) == {"mixture", "proposed", "b1", "b2"}
     for row in stimuli.itertuples():
         wav = audio.load_wav(dest / row.file, SR)
-        lufs, how = lt.loudness_lufs(wav, SR)
+        lufs, how = stimulus.loudness_lufs(wav, SR)
         assert how == "BS.1770"
         assert lufs == pytest.approx(-23.0 + row.limiter_db, abs=0.05)
         assert np.max(np.abs(wav)) <= PEAK_LIMIT + 1 / 32768
@@ -72,63 +72,96 @@ def test_stimuli_have_equal_loudness_and_never_clip(run, stimuli):
     assert pair0.loc["proposed", "gain_db"] - pair0.loc["b1", "gain_db"] == pytest.approx(
         20 * np.log10(0.3 / 0.02), abs=0.5
     )
-    pd.testing.assert_frame_equal(lt.read_stimuli(dest), stimuli)
+    pd.testing.assert_frame_equal(stimulus.read_stimuli(dest), stimuli)
 
 
 def test_stimuli_are_rebuilt_only_when_inputs_change(run, stimuli):
-    manifest = lt.listening_dir(run) / "stimuli" / "stimuli.csv"
+    manifest = listening_test.listening_dir(run) / "stimuli" / "stimuli.csv"
     before = manifest.stat().st_mtime_ns
     with pytest.warns(UserWarning, match=r"test pairs \[3\] were left out"):
-        pd.testing.assert_frame_equal(lt.prepare_stimuli(run, SR), stimuli)
+        pd.testing.assert_frame_equal(listening_test.prepare_stimuli(run, SR), stimuli)
     assert manifest.stat().st_mtime_ns == before  # reused, not rewritten
-    audio.save_wav(output_path(run, "proposed", 0), 0.05 * np.ones(SR, np.float32), SR)
-    rebuilt = lt.prepare_stimuli(run, SR, pairs=[0, 1])
+    audio.save_wav(run.output_wav("proposed", 0), 0.05 * np.ones(SR, np.float32), SR)
+    rebuilt = listening_test.prepare_stimuli(run, SR, pairs=[0, 1])
     assert sorted(rebuilt["pair"].unique()) == [0, 1]
     assert not (manifest.parent / "002_b1.wav").exists()  # stale files removed
 
 
 def test_stimuli_bad_inputs(run):
     with pytest.raises(FileNotFoundError, match="Chapter 4"):
-        lt.prepare_stimuli(run, SR, methods=("proposed", "b3"))
+        listening_test.prepare_stimuli(run, SR, methods=("proposed", "b3"))
     with pytest.raises(ValueError, match=r"test pairs \[7\]"):
-        lt.prepare_stimuli(run, SR, pairs=[0, 7])
+        listening_test.prepare_stimuli(run, SR, pairs=[0, 7])
     with pytest.raises(ValueError, match="peak_dbfs"):
-        lt.prepare_stimuli(run, SR, peak_dbfs=0.5)
+        listening_test.prepare_stimuli(run, SR, peak_dbfs=0.5)
+
+
+def test_stimuli_from_plain_files_outside_a_run_folder(tmp_path):
+    """The listening package needs no run folder: any WAVs, named by pair and role."""
+    rng = np.random.default_rng(2)
+    inputs = {}
+    for pair, level in ((5, 0.05), (9, 0.4)):
+        inputs[pair] = {}
+        for role in ("mixture", "mine"):
+            path = tmp_path / "in" / f"{role}{pair}.wav"
+            audio.save_wav(path, level * rng.uniform(-1, 1, SR).astype(np.float32), SR)
+            inputs[pair][role] = path
+    table = stimulus.normalise_stimuli(inputs, tmp_path / "out", SR, target_lufs=-30.0)
+    assert list(table["pair"]) == [5, 5, 9, 9] and list(table["role"]) == ["mixture", "mine"] * 2
+    for row in table.itertuples():
+        wav = audio.load_wav(stimulus.stimulus_path(tmp_path / "out", row.pair, row.role), SR)
+        assert stimulus.loudness_lufs(wav, SR)[0] == pytest.approx(-30.0, abs=0.05)
+    with pytest.raises(ValueError, match="target_lufs"):
+        stimulus.normalise_stimuli(inputs, tmp_path / "out", SR, target_lufs=3.0)
+
+
+def test_listening_package_does_not_import_the_pipeline():
+    script = (
+        "import sys\n"
+        "from synthsep_lib.evaluation.listening import analysis, design, export, session, stimulus\n"
+        "print(sorted(m for m in sys.modules if m.startswith('synthsep_lib.pipeline')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_loudness_of_short_and_silent_signals():
     x = 0.1 * np.random.default_rng(1).standard_normal(SR // 5)  # 0.2 s
     with pytest.warns(UserWarning, match="shorter than one 0.4 s"):
-        quiet, how = lt.loudness_lufs(x, SR)
+        quiet, how = stimulus.loudness_lufs(x, SR)
     with pytest.warns(UserWarning):
-        loud, _ = lt.loudness_lufs(2 * x, SR)
+        loud, _ = stimulus.loudness_lufs(2 * x, SR)
     assert how.startswith("ungated") and loud - quiet == pytest.approx(20 * np.log10(2), abs=1e-6)
     with pytest.raises(ValueError, match="clip.wav is silent"):
-        lt.loudness_lufs(np.zeros(SR), SR, name="clip.wav")
+        stimulus.loudness_lufs(np.zeros(SR), SR, name="clip.wav")
 
 
 def test_session_plan_is_seeded_balanced_and_shares_pairs_across_sessions(stimuli):
-    plan = lt.make_session_plan(stimuli, "ann", "naturalness", n_pairs=2, seed=3)
+    plan = session.make_session_plan(stimuli, "ann", "naturalness", n_pairs=2, seed=3)
     pd.testing.assert_frame_equal(
-        plan, lt.make_session_plan(stimuli, "ann", "naturalness", n_pairs=2, seed=3)
+        plan, session.make_session_plan(stimuli, "ann", "naturalness", n_pairs=2, seed=3)
     )
     assert len(plan) == 4 and list(plan["trial"]) == [0, 1, 2, 3]
     assert plan.groupby("opponent").size().to_dict() == {"b1": 2, "b2": 2}
     assert (plan["a"] == plan["system"]).sum() == 2  # half the trials play Proposed as A
     assert (plan["b"] != plan["a"]).all() and set(plan["pair"]) <= {0, 1, 2}
-    other = lt.make_session_plan(stimuli, "ann", "preference", n_pairs=2, seed=3)
+    other = session.make_session_plan(stimuli, "ann", "preference", n_pairs=2, seed=3)
     items = ["pair", "system", "opponent"]
     assert sorted(other[items].itertuples(index=False)) == sorted(
         plan[items].itertuples(index=False)
     )
-    plans = [lt.make_session_plan(stimuli, f"l{k}", "naturalness", 2, seed=3) for k in range(8)]
+    plans = [
+        session.make_session_plan(stimuli, f"l{k}", "naturalness", 2, seed=3) for k in range(8)
+    ]
     assert len({tuple(p["pair"]) + tuple(p["a"]) for p in plans}) > 1  # listeners differ
     with pytest.raises(ValueError, match="only 3 test pairs"):
-        lt.make_session_plan(stimuli, "ann", "naturalness", n_pairs=4)
+        session.make_session_plan(stimuli, "ann", "naturalness", n_pairs=4)
     with pytest.raises(ValueError, match="listener id"):
-        lt.make_session_plan(stimuli, "  ", "naturalness", n_pairs=1)
+        session.make_session_plan(stimuli, "  ", "naturalness", n_pairs=1)
     with pytest.raises(ValueError, match="attribute must be one of"):
-        lt.make_session_plan(stimuli, "ann", "loudness", n_pairs=1)
+        session.make_session_plan(stimuli, "ann", "loudness", n_pairs=1)
 
 
 PLAN = pd.DataFrame(
@@ -146,13 +179,13 @@ PLAN = pd.DataFrame(
 
 
 def test_store_scores_the_proposed_system_and_rejects_bad_answers(tmp_path):
-    store = lt.ResponseStore(tmp_path / "responses.csv", pairs=[1, 2, 4])
+    store = session.ResponseStore(tmp_path / "responses.csv", pairs=[1, 2, 4])
     trials = PLAN.to_dict("records")
     assert store.add(trials[0], "Better")["score"] == 5  # Proposed played as A
     assert store.add(trials[1], "Better")["score"] == 1  # B2 played as A and preferred
     assert store.add(trials[2], 2)["score"] == 4
     read = store.read()
-    assert list(read.columns) == list(lt.RESPONSE_COLUMNS)
+    assert list(read.columns) == list(design.RESPONSE_COLUMNS)
     assert list(read["score"]) == [5, 1, 4] and list(read["answer"]) == [5, 5, 2]
     assert not read["simulated"].any() and read["time"].str.endswith("+00:00").all()
     for bad in (0, 6, 2.5, True, "Great"):
@@ -173,13 +206,13 @@ def test_store_scores_the_proposed_system_and_rejects_bad_answers(tmp_path):
     other = tmp_path / "other.csv"
     other.write_text("name,age\nx,3\n")
     with pytest.raises(ValueError, match="not a response file"):
-        lt.ResponseStore(other).read()
+        session.ResponseStore(other).read()
 
 
 CRASHING_SESSION = """
 import os, signal, sys
 import pandas as pd
-from synthsep_lib.evaluation.listening import ResponseStore
+from synthsep_lib.evaluation.listening.session import ResponseStore
 plan = pd.read_json(sys.argv[2])
 store = ResponseStore(sys.argv[1])
 for trial in plan.head(2).to_dict("records"):
@@ -199,7 +232,7 @@ def test_store_survives_a_crash_mid_session_and_resumes(tmp_path):
     script = textwrap.dedent(CRASHING_SESSION)
     result = subprocess.run([sys.executable, "-c", script, str(path), str(plan_file)])
     assert result.returncode == -signal.SIGKILL
-    store = lt.ResponseStore(path)
+    store = session.ResponseStore(path)
     with pytest.warns(UserWarning, match="incomplete last line b'ann,preference,2,4,propo'"):
         assert list(store.read()["trial"]) == [0, 1]
     with pytest.warns(UserWarning, match="incomplete last line"):
@@ -215,13 +248,13 @@ def test_store_survives_a_crash_mid_session_and_resumes(tmp_path):
     fresh = tmp_path / "fresh.csv"
     fresh.write_text("listener,attri")
     with pytest.warns(UserWarning, match="incomplete"):
-        lt.ResponseStore(fresh).add(PLAN.iloc[0].to_dict(), 3)
-    assert len(lt.ResponseStore(fresh).read()) == 1
+        session.ResponseStore(fresh).add(PLAN.iloc[0].to_dict(), 3)
+    assert len(session.ResponseStore(fresh).read()) == 1
 
 
 def test_store_drops_a_line_truncated_mid_write(tmp_path):
     path = tmp_path / "responses.csv"
-    store = lt.ResponseStore(path)
+    store = session.ResponseStore(path)
     for trial in PLAN.head(3).to_dict("records"):
         store.add(trial, 4)
     data = path.read_bytes()
@@ -239,13 +272,13 @@ def test_store_drops_a_line_truncated_mid_write(tmp_path):
 
 def test_widget_records_answers_and_resumes(run, stimuli, tmp_path):
     pytest.importorskip("ipywidgets")
-    plan = lt.make_session_plan(stimuli, "ann", "naturalness", n_pairs=1, seed=0)
-    store = lt.ResponseStore(tmp_path / "responses.csv")
-    dest = lt.listening_dir(run) / "stimuli"
-    widget = lt.ListeningTestWidget(plan, store, dest)
+    plan = session.make_session_plan(stimuli, "ann", "naturalness", n_pairs=1, seed=0)
+    store = session.ResponseStore(tmp_path / "responses.csv")
+    dest = listening_test.listening_dir(run) / "stimuli"
+    widget = session.ListeningTestWidget(plan, store, dest)
     assert widget.progress.value == "trial 1 of 2"
     first = plan.iloc[0]
-    expected = lt.stimulus_path(dest, first["pair"], first["a"]).read_bytes()
+    expected = stimulus.stimulus_path(dest, first["pair"], first["a"]).read_bytes()
     assert widget.players["A"].value == expected
     widget._on_submit()
     assert "Choose one" in widget.message.value and not (tmp_path / "responses.csv").exists()
@@ -254,7 +287,7 @@ def test_widget_records_answers_and_resumes(run, stimuli, tmp_path):
     assert store.read()["answer"].tolist() == [5]
     assert widget.progress.value == "trial 2 of 2" and widget.choice.value is None
 
-    resumed = lt.ListeningTestWidget(plan, store, dest)  # e.g. after a kernel restart
+    resumed = session.ListeningTestWidget(plan, store, dest)  # e.g. after a kernel restart
     assert resumed.progress.value == "trial 2 of 2"
     widget.choice.value = resumed.choice.value = "Not sure"
     widget._on_submit()
@@ -265,18 +298,18 @@ def test_widget_records_answers_and_resumes(run, stimuli, tmp_path):
 
 
 def test_simulated_listener_is_seeded_labelled_and_follows_its_strength(stimuli):
-    plan = lt.make_session_plan(stimuli, "sim", "naturalness", n_pairs=3, seed=1)
-    answers = lt.simulate_listener(plan, seed=5)
-    pd.testing.assert_frame_equal(answers, lt.simulate_listener(plan, seed=5))
-    assert answers["simulated"].all() and list(answers.columns) == list(lt.RESPONSE_COLUMNS)
-    sure = lt.simulate_listener(plan, strength={"b1": 10.0, "b2": -10.0}, spread=0.0)
+    plan = session.make_session_plan(stimuli, "sim", "naturalness", n_pairs=3, seed=1)
+    answers = session.simulate_listener(plan, seed=5)
+    pd.testing.assert_frame_equal(answers, session.simulate_listener(plan, seed=5))
+    assert answers["simulated"].all() and list(answers.columns) == list(design.RESPONSE_COLUMNS)
+    sure = session.simulate_listener(plan, strength={"b1": 10.0, "b2": -10.0}, spread=0.0)
     assert list(sure["score"]) == [5 if o == "b1" else 1 for o in plan["opponent"]]
     assert list(sure["answer"]) == [
         s if a == "proposed" else 6 - s for s, a in zip(sure["score"], plan["a"], strict=True)
     ]
-    table = lt.simulated_responses(stimuli, n_listeners=3, n_pairs=3, attribute_noise=0.0)
+    table = session.simulated_responses(stimuli, n_listeners=3, n_pairs=3, attribute_noise=0.0)
     assert len(table) == 3 * 2 * 2 * 3 and table["simulated"].all()
-    agreement = lt.attribute_agreement(table)  # no attribute noise: the sessions agree
+    agreement = analysis.attribute_agreement(table)  # no attribute noise: the sessions agree
     assert (agreement["mean abs diff"] == 0).all() and (agreement["n"] == 9).all()
 
 
@@ -295,7 +328,7 @@ def _responses(scores_by_group: dict, listener="ann") -> pd.DataFrame:
                 "opponent": opponent,
                 "a": a,
             }
-            rows.append(lt._response_row(trial, score if k % 2 == 0 else 6 - score, False))
+            rows.append(session._response_row(trial, score if k % 2 == 0 else 6 - score, False))
     return pd.DataFrame(rows)
 
 
@@ -307,8 +340,8 @@ def test_distribution_means_and_sign_test_on_known_answers():
             ("b2", "naturalness"): [5] * 8 + [4, 1] + [3] * 3,
         }
     )
-    dist = lt.answer_distribution(responses)
-    assert dist.loc[("Proposed vs B1", "naturalness"), list(lt.SCALE)].tolist() == [
+    dist = analysis.answer_distribution(responses)
+    assert dist.loc[("Proposed vs B1", "naturalness"), list(design.SCALE)].tolist() == [
         20,
         0,
         20,
@@ -317,19 +350,21 @@ def test_distribution_means_and_sign_test_on_known_answers():
     ]
     assert dist.loc[("Proposed vs B2", "naturalness"), "n"] == 13
     assert not dist["simulated"].any()
-    means = lt.mean_scores(responses)
+    means = analysis.mean_scores(responses)
     row = means.loc[("Proposed vs B1", "preference")]
     half = 2.7764451051977987 * np.sqrt(2.5) / np.sqrt(5)  # t(0.975, 4) s / sqrt(n)
     assert row["mean"] == 3 and row["ci_low"] == pytest.approx(3 - half)
     assert row["ci_high"] == pytest.approx(3 + half)
-    test = lt.sign_test(responses).loc[("Proposed vs B2", "naturalness")]
+    test = analysis.sign_test(responses).loc[("Proposed vs B2", "naturalness")]
     assert (test["n_better"], test["n_worse"], test["n_not_sure"]) == (9, 1, 3)
     assert test["p_value"] == pytest.approx(22 / 1024)  # 2 (C(10,0) + C(10,1)) / 2^10
-    assert lt.sign_test(responses).loc[("Proposed vs B1", "preference"), "p_value"] == 1.0
+    assert analysis.sign_test(responses).loc[("Proposed vs B1", "preference"), "p_value"] == 1.0
+    unsure = analysis.sign_test(_responses({("b1", "naturalness"): [3, 3, 3]})).iloc[0]
+    assert unsure["n_not_sure"] == 3 and np.isnan(unsure["p_value"])  # nothing to test
     with pytest.raises(ValueError, match="lack columns \\['score'\\]"):
-        lt.mean_scores(responses.drop(columns="score"))
+        analysis.mean_scores(responses.drop(columns="score"))
     with pytest.raises(ValueError, match="scores must be integers 1-5"):
-        lt.answer_distribution(responses.assign(score=7))
+        analysis.answer_distribution(responses.assign(score=7))
 
 
 def test_attribute_agreement_and_listener_consistency_on_known_answers():
@@ -339,28 +374,30 @@ def test_attribute_agreement_and_listener_consistency_on_known_answers():
     bob = _responses(
         {("b1", "naturalness"): [5, 5, 4, 4], ("b1", "preference"): [5, 5, 4, 4]}, "bob"
     )
-    agreement = lt.attribute_agreement(ann).loc["Proposed vs B1"]
+    agreement = analysis.attribute_agreement(ann).loc["Proposed vs B1"]
     # Deviations (-2,-1,0,1,2) and (-1,-2,1,0,2): r = 8 / 10; |differences| 1,1,1,1,0.
     assert agreement["pearson r"] == pytest.approx(0.8)
     assert agreement["mean abs diff"] == pytest.approx(0.8)
     assert agreement["same answer"] == pytest.approx(0.2) and agreement["n"] == 5
-    consistency = lt.listener_consistency(pd.concat([ann, bob]))
+    consistency = analysis.listener_consistency(pd.concat([ann, bob]))
     assert consistency.loc[("bob", "Proposed vs B1"), "mean abs diff"] == 0
     assert consistency.loc[("bob", "Proposed vs B1"), "pearson r"] == pytest.approx(1.0)
     assert consistency.loc[("ann", "Proposed vs B1"), "naturalness mean"] == 3
     # Answers without a partner in the other session are left out.
-    both = lt.attribute_agreement(pd.concat([ann, bob.iloc[:-1]]))
+    both = analysis.attribute_agreement(pd.concat([ann, bob.iloc[:-1]]))
     assert both.loc["Proposed vs B1", "n"] == 8
-    summary = lt.summary_table(pd.concat([ann, bob]))
+    summary = analysis.summary_table(pd.concat([ann, bob]))
     assert summary.loc["Proposed vs B1", "paper pearson r"] == 0.51
     assert summary.loc["Proposed vs B1", "naturalness mean"] == pytest.approx(33 / 9)
     with pytest.raises(ValueError, match="both naturalness and preference"):
-        lt.attribute_agreement(ann[ann["attribute"] == "naturalness"])
+        analysis.attribute_agreement(ann[ann["attribute"] == "naturalness"])
 
 
 def test_webmushra_export(run, stimuli, tmp_path):
     dest = tmp_path / "webmushra"
-    config = lt.export_webmushra(stimuli, lt.listening_dir(run) / "stimuli", dest, test_id="t1")
+    config = export.export_webmushra(
+        stimuli, listening_test.listening_dir(run) / "stimuli", dest, test_id="t1"
+    )
     parsed = yaml.safe_load(config.read_text())
     assert parsed["testId"] == "t1" and parsed["pages"][-1]["type"] == "finish"
     group = parsed["pages"][0]
@@ -376,7 +413,9 @@ def test_webmushra_export(run, stimuli, tmp_path):
         f"C{k}": f"configs/resources/audio/t1/trial_000/{s}.wav"
         for k, s in enumerate(("proposed", "b1", "b2"), 1)
     }
-    mixture = lt.stimulus_path(lt.listening_dir(run) / "stimuli", 0, "mixture").read_bytes()
+    mixture = stimulus.stimulus_path(
+        listening_test.listening_dir(run) / "stimuli", 0, "mixture"
+    ).read_bytes()
     assert (dest / "trial_000" / "reference.wav").read_bytes() == mixture
     with pytest.raises(ValueError, match="no test pair"):
-        lt.export_webmushra(stimuli, dest, dest, systems=("proposed", "b9"))
+        export.export_webmushra(stimuli, dest, dest, systems=("proposed", "b9"))

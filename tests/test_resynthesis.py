@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import spectral_convergence
 
 from synthsep_lib import audio
 from synthsep_lib.baselines import resynthesis as rs
@@ -51,7 +52,8 @@ def test_istft_paper_has_the_window_product_gain(signal):
     plateau = gain[1024:-1024]
     assert plateau.min() == pytest.approx(1.49923, abs=1e-5)
     assert plateau.max() == pytest.approx(1.49930, abs=1e-5)
-    # ... and symmetric × symmetric (inside Griffin–Lim) ≈ 1.49847 (PAPER_FACTS §12)
+    # ... and symmetric × symmetric (inside Griffin–Lim) ≈ 1.49847
+    # (original_code.md#oc-resynthesis)
     sym = rs.overlap_add_window_sum(n_frames, CFG, "symmetric")[1024:-1024]
     assert sym.min() == pytest.approx(1.49847, abs=1e-5)
     assert sym.max() < 1.4987
@@ -123,7 +125,7 @@ def test_griffin_lim_converges_and_is_seeded(signal):
     length = mag.shape[0] * 256 + 1024
     # same seed ⇒ same start, so n_iter = k is the k-th iterate of one run
     errors = [
-        rs.spectral_convergence(mag, rs.griffin_lim_paper(mag, CFG, n, rng=7), CFG)
+        spectral_convergence(mag, rs.griffin_lim_paper(mag, CFG, n, rng=7), CFG)
         for n in (1, 5, 25, 100)
     ]
     assert all(np.diff(errors) < 0), errors
@@ -145,8 +147,8 @@ def test_griffin_lim_librosa_variant(signal):
     few = rs.griffin_lim_paper(mag, CFG, 2, rng=0, method="librosa")
     many = rs.griffin_lim_paper(mag, CFG, 60, rng=0, method="librosa")
     assert many.shape == (length,)
-    assert rs.spectral_convergence(mag, many, CFG) < rs.spectral_convergence(mag, few, CFG)
-    assert rs.spectral_convergence(mag, many, CFG) < 0.2
+    assert spectral_convergence(mag, many, CFG) < spectral_convergence(mag, few, CFG)
+    assert spectral_convergence(mag, many, CFG) < 0.2
     # no spikes at the edges; level ≈ 1/1.5 of the paper variant (normalised ISTFT)
     assert np.max(np.abs(many[:1024])) <= np.max(np.abs(many))
     paper = rs.griffin_lim_paper(mag, CFG, 60, rng=0)
@@ -166,9 +168,9 @@ def test_spectral_convergence_of_the_exact_signal_is_zero(signal):
     # the symmetric-Hann STFT of the signal itself, on the frames stft_paper sees
     padded = np.concatenate([signal, np.zeros(1024)])
     mag = np.abs(rs.stft_paper(padded, CFG))
-    assert rs.spectral_convergence(mag, padded, CFG) < 1e-12
-    assert rs.spectral_convergence(mag, 1.5 * padded, CFG) < 1e-12
-    assert rs.spectral_convergence(mag, 1.5 * padded, CFG, scale_invariant=False) == (
+    assert spectral_convergence(mag, padded, CFG) < 1e-12
+    assert spectral_convergence(mag, 1.5 * padded, CFG) < 1e-12
+    assert spectral_convergence(mag, 1.5 * padded, CFG, scale_invariant=False) == (
         pytest.approx(0.5)
     )
 

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from synthsep_lib.runs import (
-    RunPaths,
-    atomic_path,
-    require_artifact,
-    reset_if_stale,
-    write_json_atomic,
-)
+from synthsep_lib.files import atomic_path, reset_if_stale, write_json_atomic
+from synthsep_lib.pipeline.runs import RunPaths, require_artifact
 
 
 def test_atomic_path_moves_only_a_complete_file(tmp_path):

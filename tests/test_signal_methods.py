@@ -1,9 +1,7 @@
-"""Tests of synthsep_lib.baselines.signal_methods (one runner for the oracles, Input, B1,
-B1-gt) and of the ``timing.csv`` contract in synthsep_lib.runs."""
+"""Tests of synthsep_lib.pipeline.signal_methods (one runner for the oracles, Input, B1,
+B1-gt) and of the ``timing.csv`` contract in synthsep_lib.pipeline.runs."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pandas as pd
@@ -12,16 +10,10 @@ import soundfile as sf
 from conftest import make_test_run
 
 from synthsep_lib import audio
-from synthsep_lib.baselines import signal_methods as sm
 from synthsep_lib.config import FeatureConfig, Profile
-from synthsep_lib.runs import (
-    STAMP_NAME,
-    TIMING_COLUMNS,
-    RunPaths,
-    file_sha1,
-    read_timing,
-    write_timing,
-)
+from synthsep_lib.files import STAMP_NAME, file_sha1
+from synthsep_lib.pipeline import signal_methods as sm
+from synthsep_lib.pipeline.runs import TIMING_COLUMNS, RunPaths, read_timing, write_timing
 
 CFG = FeatureConfig()
 SR = CFG.sample_rate
@@ -40,14 +32,18 @@ def si_snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 def write_perfect_estimates(paths: RunPaths) -> None:
     """Chapter 2 stand-in: each encoder's estimate = its target feature (scaled target)."""
+    timings = {}
     for target_wav in sorted(paths.test_audio.glob("*_target.wav")):
-        pair = target_wav.name[:3]
-        linear, mel = audio.encoder_features(audio.load_wav(target_wav, SR), CFG)
+        pair = int(target_wav.name[:3])
+        wav = audio.load_wav(target_wav, SR)
+        linear, mel = audio.encoder_features(wav, CFG)
         for variant, feature in (("b1", linear), ("proposed", mel)):
             folder = paths.encoder_estimates(variant)
             folder.mkdir(parents=True, exist_ok=True)
-            np.save(folder / f"{pair}.npy", feature)
-            (folder / f"{pair}.json").write_text(json.dumps({"pair": int(pair), "seconds": 50.0}))
+            np.save(paths.encoder_estimate(variant, pair), feature)
+        timings[pair] = {"pair": pair, "seconds": 50.0, "audio_seconds": wav.size / SR}
+    for variant in ("b1", "proposed"):
+        write_timing(paths.encoder_estimates(variant) / "timing.csv", timings)
 
 
 def read(path) -> np.ndarray:
@@ -55,7 +51,7 @@ def read(path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# The timing.csv contract (synthsep_lib.runs)
+# The timing.csv contract (synthsep_lib.pipeline.runs)
 # --------------------------------------------------------------------------------------
 def test_timing_csv_round_trip(tmp_path):
     path = tmp_path / "outputs" / "m" / "timing.csv"
@@ -119,7 +115,7 @@ def test_write_signal_outputs_writes_and_resumes(tmp_path):
     paths = make_test_run(tmp_path)
     write_perfect_estimates(paths)
     first = sm.write_signal_outputs(paths, PROFILE, progress=False)
-    assert list(first.columns) == ["method", "pair", "path", "written", "seconds"]
+    assert list(first.columns) == ["method", "pair", "path", "written", "seconds", "audio_seconds"]
     assert len(first) == 7 * 2 and first["written"].all()
     assert set(first["method"]) == set(sm.METHODS)
     for method in sm.METHODS:
@@ -127,7 +123,7 @@ def test_write_signal_outputs_writes_and_resumes(tmp_path):
         assert list(timing.columns) == ["pair", "seconds", "audio_seconds"]
         assert timing["pair"].tolist() == [0, 1]
         assert (timing["seconds"] >= 0).all()
-        # methods decoding an estimate include the encoder's 50 s (Chapter 2's NNN.json)
+        # methods decoding an estimate include the encoder's 50 s (Chapter 2's timing.csv)
         assert (timing["seconds"] >= 50).all() == (sm.METHODS[method].estimate is not None)
         for pair in (0, 1):
             source = read(paths.test_audio / f"{pair:03d}_source.wav")

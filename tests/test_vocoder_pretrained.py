@@ -1,4 +1,4 @@
-"""Tests of synthsep_lib.vocoder.pretrained against a local HTTP server on 127.0.0.1.
+"""Tests of synthsep_lib.pipeline.pretrained_wavenet against a local HTTP server on 127.0.0.1.
 
 A small WaveNet is saved in the published checkpoint's format (r9y9 ``weight_g`` /
 ``weight_v`` names) together with a preset JSON in r9y9's hparams format, served under
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from data_scripts.download import MIRROR_ENV
+from synthsep_lib.pipeline.downloads import MIRROR_ENV
 
 torch = pytest.importorskip("torch")
 
-from synthsep_lib.vocoder import pretrained  # noqa: E402
-from synthsep_lib.vocoder.pretrained import (  # noqa: E402
+from synthsep_lib.pipeline import pretrained_wavenet as pretrained  # noqa: E402
+from synthsep_lib.pipeline.pretrained_wavenet import (  # noqa: E402
     CHECKPOINT_NAME,
     LEDGER_NAME,
     PRESET_NAME,
@@ -32,7 +32,8 @@ from synthsep_lib.vocoder.pretrained import (  # noqa: E402
 )
 from synthsep_lib.vocoder.wavenet import WaveNet, WaveNetConfig, to_r9y9_state_dict  # noqa: E402
 
-#: The published preset's keys (DATASETS.md §4.3), without ``legacy`` like the original.
+#: The published preset's keys (original_code.md#oc-wavenet-checkpoint), without
+#: ``legacy`` like the original.
 PAPER_PRESET = {
     "name": "wavenet_vocoder",
     "builder": "wavenet",

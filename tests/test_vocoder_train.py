@@ -1,6 +1,6 @@
 """WaveNet vocoder training: schedule, windows, moving average, exact resume, atomic
 checkpoints, config checks, the trained model, torchrun with two CPU processes
-(synthsep_lib.vocoder.train).
+(synthsep_lib.pipeline.vocoder_training).
 
 A tiny WaveNet (4 layers, 8 channels) on the 16-utterance mini corpus of the encoder
 tests; a few steps each.
@@ -24,9 +24,9 @@ torch = pytest.importorskip("torch")
 from conftest import ENCODER_TEST_DATA  # noqa: E402
 
 from synthsep_lib.config import load_profile  # noqa: E402
-from synthsep_lib.runs import RunConfigError, RunPaths  # noqa: E402
-from synthsep_lib.vocoder import train as train_module  # noqa: E402
-from synthsep_lib.vocoder.train import (  # noqa: E402
+from synthsep_lib.pipeline import vocoder_training as train_module  # noqa: E402
+from synthsep_lib.pipeline.runs import RunConfigError, RunPaths  # noqa: E402
+from synthsep_lib.pipeline.vocoder_training import (  # noqa: E402
     TrainingWindows,
     load_trained_vocoder,
     noam_learning_rate,
@@ -136,7 +136,8 @@ def without_seconds(history: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------
 def test_noam_schedule_matches_r9y9():
-    # PAPER_FACTS §6.7: 2.5e-7 at step 0, 1e-3 at step 3999, 1.118e-4 at step 320000
+    # original_code.md#oc-wavenet-training: 2.5e-7 at step 0, 1e-3 at step 3999,
+    # 1.118e-4 at step 320000
     assert noam_learning_rate(0, 1e-3, 4000) == pytest.approx(2.5e-7)
     assert noam_learning_rate(3999, 1e-3, 4000) == pytest.approx(1e-3)
     assert noam_learning_rate(320000, 1e-3, 4000) == pytest.approx(1.118e-4, rel=1e-3)
@@ -375,7 +376,7 @@ def test_torchrun_two_processes_equal_one(tmp_path, mini, straight_run):
             "--standalone",
             "--nproc_per_node=2",
             "-m",
-            "synthsep_lib.vocoder.train",
+            "synthsep_lib.pipeline.vocoder_training",
             "--profile=reduced",
             f"--run-root={ddp_root}",
             f"--data-root={mini['data_root']}",

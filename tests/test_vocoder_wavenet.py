@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from synthsep_lib.vocoder.mixture import (  # noqa: E402
+from synthsep_lib.vocoder.logistic_mixture import (  # noqa: E402
     LOG_SCALE_MIN,
     discretized_mix_logistic_loss,
     mixture_pdf,

@@ -6,8 +6,9 @@
 Chapters are taken from ``_toc.yml`` in book order. ``execute`` stops at the first
 chapter that fails (later chapters depend on its artifacts) and exits non-zero, naming
 the chapter and the cell. ``render`` copies the book sources beside the executed
-notebooks into a staging folder and runs Jupyter Book there with execution off, so
-nothing is executed twice and the committed notebooks stay free of outputs.
+notebooks into a staging folder (without papermill's injected-parameters cell, which
+holds this machine's paths) and runs Jupyter Book there with execution off, so nothing
+is executed twice and the committed notebooks stay free of outputs.
 """
 
 from __future__ import annotations
@@ -92,6 +93,24 @@ def execute(
     return 0
 
 
+def stage_notebook(executed: Path, target: Path) -> None:
+    """Copy an executed chapter for rendering, without this machine's paths.
+
+    papermill adds a cell tagged ``injected-parameters`` and a ``papermill`` metadata
+    entry that hold this machine's absolute data and run folders; the staged copy (the
+    page and its downloadable notebook) keeps neither. The chapter's own ``parameters``
+    cell stays, and the executed notebook itself is unchanged.
+    """
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+    nbformat.write(nb, target)
+
+
 def render(executed: Path, out: Path) -> int:
     """Render ``executed`` notebooks plus the book sources into ``out`` (HTML)."""
     stage = out.parent / "stage"
@@ -109,7 +128,7 @@ def render(executed: Path, out: Path) -> int:
         return 1
     for notebook in chapters():
         (stage / notebook).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(executed / notebook, stage / notebook)
+        stage_notebook(executed / notebook, stage / notebook)
     result = subprocess.run(
         [
             str(Path(sys.executable).with_name("jupyter-book")),

@@ -2,7 +2,7 @@
 
 An oracle uses something a real system cannot know — the clean target's phase, the
 clean target and noise spectra, or the clean target's mel — so it shows how good a
-method *could* be with a perfect estimate (PAPER_FACTS §5):
+method *could* be with a perfect estimate (see original_code.md#oc-b1-oracles):
 
 =============================  =====================================================
 function                       what it is
@@ -13,18 +13,14 @@ function                       what it is
                                paper) → linear by W⁺ plus the target's residual,
                                target phase
 :func:`mel_griffin_lim`        a mel → W⁺ → Griffin–Lim (no vocoder)
-:func:`target_mel`             the encoder's target mel, the "true mel" fed to the
-                               two functions above for the book's extra oracles
 =============================  =====================================================
 
 These are pure functions of arrays. The runner that applies them to Chapter 1's test
 set and writes ``runs/<profile>/outputs/<method>/`` is
-:func:`synthsep_lib.baselines.signal_methods.write_signal_outputs`; its registry
-:data:`~synthsep_lib.baselines.signal_methods.METHODS` says which signals each method
+:func:`synthsep_lib.pipeline.signal_methods.write_signal_outputs`; its registry
+:data:`~synthsep_lib.pipeline.signal_methods.METHODS` says which signals each method
 uses. The ISTFT-based outputs keep the authors' ≈ 1.5 gain (see :mod:`.resynthesis`):
 the metrics are scale-invariant or level-normalised.
-
-Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation).
 """
 
 from __future__ import annotations
@@ -47,7 +43,6 @@ __all__ = [
     "ideal_binary_mask",
     "proposed_res_gt",
     "mel_griffin_lim",
-    "target_mel",
 ]
 
 #: Gain of the masked time–frequency units in the authors' IBM (−80 dB).
@@ -56,9 +51,22 @@ IBM_GAIN = 1e-4
 
 def _clipped_linear(stft: np.ndarray, feat) -> tuple[np.ndarray, np.ndarray]:
     """Normalised (all bins) and denormalised magnitude of an STFT: |X| clipped to the
-    [−50, +30] dB range of the authors' linear normalisation (PAPER_FACTS §3.1)."""
+    [−50, +30] dB range of the authors' linear normalisation
+    (original_code.md#oc-linear-spectrum)."""
     norm = audio.normalise_linear(np.abs(stft), feat).astype(np.float64)
     return norm, audio.denormalise_linear(norm, feat).astype(np.float64)
+
+
+def _target_and_noise(target_unscaled, noise_unscaled) -> tuple[np.ndarray, np.ndarray]:
+    """Both signals as 1-D float arrays; raise unless they have the same length."""
+    s1 = _as_signal(target_unscaled, "target_unscaled")
+    s2 = _as_signal(noise_unscaled, "noise_unscaled")
+    if s1.shape != s2.shape:
+        raise ValueError(
+            f"target_unscaled ({s1.shape[0]} samples) and noise_unscaled ({s2.shape[0]}) "
+            "must have the same length"
+        )
+    return s1, s2
 
 
 # --------------------------------------------------------------------------------------
@@ -66,8 +74,8 @@ def _clipped_linear(stft: np.ndarray, feat) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------
 
 
-def ideal_binary_mask(target_unscaled, noise_unscaled, cfg, *, normalise_window=False):
-    """IBM-gt exactly as ``P/TestIBM.py`` (PAPER_FACTS §5, §2.6 "Exceptions").
+def ideal_binary_mask(target_unscaled, noise_unscaled, features, *, normalise_window=False):
+    """IBM-gt exactly as ``P/TestIBM.py`` (original_code.md#oc-b1-oracles).
 
     1. mixture = s1 + s2 of the **unscaled** signals (no 0.999 rescale);
     2. Ŝ1, Ŝ2, Ŝmix = normalised linear spectra (``audio.linear_stft`` → dB →
@@ -87,36 +95,29 @@ def ideal_binary_mask(target_unscaled, noise_unscaled, cfg, *, normalise_window=
     noise_unscaled : array_like, shape (L,)
         s2 after tiling and the 0.5-peak gain, before the mixture rescale, e.g.
         ``NNN_noise.wav / mixture_scale``.
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
     normalise_window : bool, default False
         Use the normalised ISTFT instead of the authors' (≈ 1.5 gain).
 
     Returns
     -------
     numpy.ndarray, float64, shape (L,)
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
-    s1 = _as_signal(target_unscaled, "target_unscaled")
-    s2 = _as_signal(noise_unscaled, "noise_unscaled")
-    if s1.shape != s2.shape:
-        raise ValueError(
-            f"target_unscaled ({s1.shape[0]} samples) and noise_unscaled ({s2.shape[0]}) "
-            "must have the same length"
-        )
+    feat = _features(features)
+    s1, s2 = _target_and_noise(target_unscaled, noise_unscaled)
     x1 = audio.linear_stft(s1, feat)
-    norm1, _ = _clipped_linear(x1, feat)
-    norm2, _ = _clipped_linear(audio.linear_stft(s2, feat), feat)
-    _, magnitude = _clipped_linear(audio.linear_stft(s1 + s2, feat), feat)
-    masked = norm1 < norm2
-    magnitude[masked] *= IBM_GAIN
+    norm1, _ = _clipped_linear(x1, feat)  # target, normalised spectrum
+    norm2, _ = _clipped_linear(audio.linear_stft(s2, feat), feat)  # noise
+    _, magnitude = _clipped_linear(audio.linear_stft(s1 + s2, feat), feat)  # mixture
+    noise_dominates = norm1 < norm2
+    magnitude[noise_dominates] *= IBM_GAIN  # the mask: −80 dB where the noise is louder
+    # the target's phase (the oracle's knowledge), the authors' inverse STFT
     wav = istft_paper(magnitude, np.angle(x1), feat, normalise_window=normalise_window)
     return match_length(wav, s1.shape[0])
 
 
-def proposed_res_gt(mel_norm, target_unscaled, cfg, *, normalise_window=False):
-    """Proposed-res-gt, the commented block of ``P/TestIBM.py`` (PAPER_FACTS §5).
+def proposed_res_gt(mel_norm, target_unscaled, features, *, normalise_window=False):
+    """Proposed-res-gt, the commented block of ``P/TestIBM.py`` (original_code.md#oc-b1-oracles).
 
     With W the (80, 513) mel basis and W⁺ its pseudo-inverse:
 
@@ -130,7 +131,7 @@ def proposed_res_gt(mel_norm, target_unscaled, cfg, *, normalise_window=False):
     In the paper ``mel_norm`` is the **encoder's estimated mel** (``Ind_i_est_mel.npy``):
     the row measures the encoder alone, with the vocoder replaced by "perfect" residual
     and phase (the runner's ``proposed-res-gt``, from ``encoder/proposed/test/NNN.npy``).
-    Passing the encoder's target mel (:func:`target_mel`) instead gives the ceiling of
+    Passing the encoder's target mel (:func:`synthsep_lib.audio.target_mel`) instead gives the ceiling of
     the mel path (the book's extra oracle ``mel-res-gt``).
 
     The encoder's target mel — hence its estimate, and the true mel of ``mel-res-gt`` —
@@ -139,7 +140,7 @@ def proposed_res_gt(mel_norm, target_unscaled, cfg, *, normalise_window=False):
     part of Y̆ is therefore a little lower in level than the residual part (the mixture
     scale, 0.67–1, times the lws/Hann window gain ratio, ≈ 0.8–0.9). This follows the
     authors' code; the paper's text (W of 80×512, R from the ground-truth mel) differs
-    (PAPER_FACTS §5 [!]). Even with a matching mel the result is not exactly s1: the
+    (see original_code.md#oc-b1-oracles). Even with a matching mel the result is not exactly s1: the
     clipping of both normalisations and of W⁺'s negative side lobes changes low-level
     units.
 
@@ -150,7 +151,7 @@ def proposed_res_gt(mel_norm, target_unscaled, cfg, *, normalise_window=False):
         encoder estimate).
     target_unscaled : array_like, shape (L,)
         s1 (``NNN_source.wav``), L a multiple of 256.
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
     normalise_window : bool, default False
         Use the normalised ISTFT instead of the authors' (≈ 1.5 gain).
 
@@ -162,10 +163,8 @@ def proposed_res_gt(mel_norm, target_unscaled, cfg, *, normalise_window=False):
     ------
     ValueError
         If ``mel_norm`` does not have ``len(s1) // 256`` frames of ``num_mels`` bands.
-
-    Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     s1 = _as_signal(target_unscaled, "target_unscaled")
     x1 = audio.linear_stft(s1, feat)
     mel = np.asarray(mel_norm)
@@ -183,7 +182,7 @@ def proposed_res_gt(mel_norm, target_unscaled, cfg, *, normalise_window=False):
     return match_length(wav, s1.shape[0])
 
 
-def mel_griffin_lim(mel_norm, cfg, n_iter: int = 100, seed=0, *, method="paper", length=None):
+def mel_griffin_lim(mel_norm, features, n_iter: int = 100, seed=0, *, method="paper", length=None):
     """Ground-truth mel → linear (W⁺, clipped) → Griffin–Lim: the vocoder-free baseline.
 
     The mel → linear step of :func:`~.resynthesis.mel_to_linear`, then
@@ -194,7 +193,7 @@ def mel_griffin_lim(mel_norm, cfg, n_iter: int = 100, seed=0, *, method="paper",
     ----------
     mel_norm : array_like, shape (T, num_mels)
         Normalised mel (the runner uses the encoder's target: mel of ``target[768:]``).
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
     n_iter : int, default 100
     seed : int or numpy.random.Generator, default 0
         Random start of Griffin–Lim.
@@ -207,31 +206,7 @@ def mel_griffin_lim(mel_norm, cfg, n_iter: int = 100, seed=0, *, method="paper",
     Returns
     -------
     numpy.ndarray, float64
-
-    Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     wav = griffin_lim_paper(mel_to_linear(mel_norm, feat), feat, n_iter, seed, method=method)
     return wav if length is None else match_length(wav, length)
-
-
-def target_mel(target_scaled, cfg) -> np.ndarray:
-    """The encoder's target mel of a (scaled) target: ``mel_spectrogram(target[768:])``.
-
-    Exactly as the encoder's training targets are made (``audio.encoder_features``,
-    PAPER_FACTS §3.2 last bullets), so frame m covers samples ``[256 m, 256 m + 1024)``
-    of the target and there are ``len(target) / 256`` frames.
-
-    Parameters
-    ----------
-    target_scaled : array_like, shape (L,)
-        ``scale · s1`` (Chapter 1's ``NNN_target.wav``), L a multiple of 256.
-    cfg : FeatureConfig or Profile
-
-    Returns
-    -------
-    numpy.ndarray, float32, shape (L / 256, num_mels)
-
-    Used in: Chapter 4 (04_baselines)
-    """
-    return audio.encoder_features(target_scaled, _features(cfg))[1]

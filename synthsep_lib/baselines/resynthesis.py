@@ -1,4 +1,4 @@
-"""From spectra back to waveforms, as the authors did it (PAPER_FACTS §3.3).
+"""From spectra back to waveforms, as the authors did it (see original_code.md#oc-resynthesis).
 
 Every waveform that the paper's Python code makes from a linear-frequency spectrum —
 B1 (Griffin–Lim), B1-gt, IBM-gt and Proposed-res-gt (ground-truth phase) — goes through
@@ -13,9 +13,9 @@ The spectra come from a *periodic* Hann analysis (``linear_stft``), so the round
 ``istft_paper(|X|, ∠X)`` returns the signal multiplied by the overlap-added product of the
 two windows, ``Σ_m w_sym[n − 256m] · w_per[n − 256m]`` ≈ **1.4993** (between 1.49923 and
 1.49930 depending on n; with the symmetric window on both sides, as inside Griffin–Lim,
-≈ 1.49847–1.49860, PAPER_FACTS §12). This ≈ 1.5 gain (+3.5 dB) is harmless for the
-paper's metrics: STOI, the 257-tap-filter SDR and SI-SDR are scale-invariant and PESQ
-level-aligns both signals first. It matters only when levels are compared directly, or
+≈ 1.49847–1.49860, see original_code.md#oc-resynthesis). This ≈ 1.5 gain (+3.5 dB) is
+harmless for the paper's metrics: STOI, the 257-tap-filter SDR and SI-SDR are
+scale-invariant and PESQ level-aligns both signals first. It matters only when levels are compared directly, or
 when a float WAV peaks above 1 (the book writes 32-bit float WAVs, which keep it).
 ``normalise_window=True`` gives the textbook inverse instead (exact reconstruction
 except at the first and last ~120 samples, where the window sum falls towards 0).
@@ -23,8 +23,6 @@ except at the first and last ~120 samples, where the window sum falls towards 0)
 Griffin–Lim is the authors' ``reconstruct_signal_griffin_lim``: a white-noise start, 100
 iterations of "analyse with the symmetric Hann window, keep the phase, impose the
 magnitude, inverse-transform with :func:`istft_paper`".
-
-Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation).
 """
 
 from __future__ import annotations
@@ -35,14 +33,12 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import audio
-from ..config import FeatureConfig
+from ..config import FeatureConfig, section
 
 __all__ = [
-    "synthesis_window",
     "overlap_add_window_sum",
     "istft_paper",
     "stft_paper",
-    "spectral_convergence",
     "griffin_lim_paper",
     "GRIFFIN_LIM_METHODS",
     "mel_pseudo_inverse",
@@ -67,11 +63,12 @@ _CHUNK_FRAMES = 256
 # --------------------------------------------------------------------------------------
 
 
-def _features(cfg) -> FeatureConfig:
-    """Accept a FeatureConfig or a Profile (``cfg.features``)."""
-    feat = getattr(cfg, "features", cfg)
-    if not isinstance(feat, FeatureConfig):
-        raise ValueError(f"cfg must be a FeatureConfig or a Profile; got {type(cfg).__name__}")
+def _features(features) -> FeatureConfig:
+    """The FeatureConfig given, or a Profile's (checked: the FFT size a multiple of the hop)."""
+    try:
+        feat = section(features, FeatureConfig)
+    except TypeError as err:
+        raise ValueError(str(err)) from None
     if feat.hop_size <= 0 or feat.fft_size <= 0 or feat.fft_size % feat.hop_size != 0:
         raise ValueError(
             f"fft_size ({feat.fft_size}) must be a positive multiple of hop_size ({feat.hop_size})"
@@ -81,7 +78,8 @@ def _features(cfg) -> FeatureConfig:
 
 def _as_spectrum(x, name: str, feat: FeatureConfig) -> np.ndarray:
     """Return ``x`` as a finite float64 (T, fft/2+1) array; a (T, fft/2) one gets a zero
-    Nyquist bin appended (the encoder's 512-bin linear spectrum, PAPER_FACTS §5 B1)."""
+    Nyquist bin appended (the encoder's 512-bin linear spectrum,
+    original_code.md#oc-b1-oracles)."""
     arr = np.asarray(x)
     if np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{name} must hold real numbers; got dtype {arr.dtype}")
@@ -100,15 +98,7 @@ def _as_spectrum(x, name: str, feat: FeatureConfig) -> np.ndarray:
 
 
 def _as_signal(wav, name: str) -> np.ndarray:
-    arr = np.asarray(wav)
-    if arr.ndim != 1 or arr.shape[0] < 1:
-        raise ValueError(f"{name} must be a non-empty 1-D array of samples; got shape {arr.shape}")
-    if np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{name} must hold real samples; got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf; expected finite samples")
-    return arr
+    return audio.as_signal(wav, name).astype(np.float64, copy=False)
 
 
 @functools.lru_cache(maxsize=8)
@@ -143,28 +133,7 @@ def _overlap_add(frames: np.ndarray, out: np.ndarray, first: int, hop: int) -> N
 # --------------------------------------------------------------------------------------
 
 
-def synthesis_window(cfg) -> np.ndarray:
-    """The authors' synthesis (and Griffin–Lim analysis) window: ``np.hanning(fft_size)``.
-
-    Symmetric Hann, ``0.5 - 0.5 cos(2πn / (N - 1))``, n = 0..N-1 (zero at both ends),
-    unlike the periodic Hann of the linear-spectrum analysis (PAPER_FACTS §3.1, §3.3).
-
-    Parameters
-    ----------
-    cfg : FeatureConfig or Profile
-        Uses ``fft_size``.
-
-    Returns
-    -------
-    numpy.ndarray, float64, shape (fft_size,)
-        A fresh copy.
-
-    Used in: Chapter 4 (04_baselines)
-    """
-    return _symmetric_hann(_features(cfg).fft_size).copy()
-
-
-def overlap_add_window_sum(n_frames: int, cfg, analysis: str = "periodic") -> np.ndarray:
+def overlap_add_window_sum(n_frames: int, features, analysis: str = "periodic") -> np.ndarray:
     """``Σ_m w_s[n − hop·m] · w_a[n − hop·m]`` over ``n_frames`` frames: the gain of
     :func:`istft_paper` on an unmodified STFT.
 
@@ -172,7 +141,7 @@ def overlap_add_window_sum(n_frames: int, cfg, analysis: str = "periodic") -> np
     ----------
     n_frames : int
         T >= 1.
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
     analysis : {"periodic", "symmetric"}
         The analysis window w_a: periodic Hann (``linear_stft``, the ground-truth-phase
         systems) or symmetric Hann (:func:`stft_paper`, inside Griffin–Lim). The
@@ -183,10 +152,8 @@ def overlap_add_window_sum(n_frames: int, cfg, analysis: str = "periodic") -> np
     numpy.ndarray, float64, shape (n_frames·hop + fft_size,)
         ≈ 1.4993 (periodic) or ≈ 1.4985 (symmetric) away from the first and last
         ``fft_size - hop`` samples; ramps to 0 at both ends; the last ``hop`` samples are 0.
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     n_frames = int(n_frames)
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1; got {n_frames}")
@@ -207,8 +174,8 @@ def overlap_add_window_sum(n_frames: int, cfg, analysis: str = "periodic") -> np
 # --------------------------------------------------------------------------------------
 
 
-def istft_paper(magnitude, phase, cfg, *, normalise_window: bool = False) -> np.ndarray:
-    """The authors' inverse STFT (``istft_for_reconstruction``, PAPER_FACTS §3.3).
+def istft_paper(magnitude, phase, features, *, normalise_window: bool = False) -> np.ndarray:
+    """The authors' inverse STFT (``istft_for_reconstruction``, original_code.md#oc-resynthesis).
 
     ``y[n] = Σ_m w_s[n − 256 m] · irfft_1024(|Y_m| e^{jφ_m})[n − 256 m]`` with
     ``w_s = np.hanning(1024)`` (symmetric Hann) and **no** window-sum normalisation, so
@@ -224,7 +191,7 @@ def istft_paper(magnitude, phase, cfg, *, normalise_window: bool = False) -> np.
         linear spectrum without the Nyquist bin) gets a zero Nyquist bin, as in B1.
     phase : array_like, same shape as ``magnitude``
         Phase in radians, numpy ``rfft`` convention (``np.angle(audio.linear_stft(x))``).
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
         Uses ``fft_size`` (1024) and ``hop_size`` (256).
     normalise_window : bool, default False
         False: the authors' ISTFT (gain ≈ 1.5). True: divide by
@@ -247,11 +214,9 @@ def istft_paper(magnitude, phase, cfg, *, normalise_window: bool = False) -> np.
     Raises
     ------
     ValueError
-        Wrong shapes, non-finite values or a bad ``cfg``.
-
-    Used in: Chapter 4 (04_baselines)
+        Wrong shapes, non-finite values or a bad ``features``.
     """
-    feat = _features(cfg)
+    feat = _features(features)
     if np.shape(magnitude) != np.shape(phase):
         raise ValueError(
             f"magnitude {np.shape(magnitude)} and phase {np.shape(phase)} must have the same shape"
@@ -273,8 +238,10 @@ def istft_paper(magnitude, phase, cfg, *, normalise_window: bool = False) -> np.
     return out
 
 
-def stft_paper(wav, cfg) -> np.ndarray:
-    """The authors' Griffin–Lim analysis STFT (``stft_for_reconstruction``, §3.3).
+def stft_paper(wav, features) -> np.ndarray:
+    """The authors' Griffin–Lim analysis STFT (``stft_for_reconstruction``).
+
+    See original_code.md#oc-resynthesis.
 
     Frames start at ``i = 0, 256, …`` while ``i < len(wav) − 1024`` (so a signal of
     ``T·256 + 1024`` samples has exactly T frames and its last 256 samples are never
@@ -285,15 +252,13 @@ def stft_paper(wav, cfg) -> np.ndarray:
     ----------
     wav : array_like, shape (n,)
         Finite samples, ``n > fft_size``.
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
 
     Returns
     -------
     numpy.ndarray, complex128, shape (ceil((n − 1024) / 256), 513)
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     x = _as_signal(wav, "wav")
     hop, fft = feat.hop_size, feat.fft_size
     if x.shape[0] <= fft:
@@ -309,77 +274,26 @@ def stft_paper(wav, cfg) -> np.ndarray:
     return out
 
 
-def spectral_convergence(magnitude, wav, cfg, *, scale_invariant: bool = True) -> float:
-    """How well a waveform's :func:`stft_paper` magnitude matches a target magnitude.
-
-    ``‖a·|STFT(wav)| − S‖_F / ‖S‖_F`` over the common frames, the usual Griffin–Lim
-    convergence measure. With ``scale_invariant`` (default) ``a`` is the least-squares
-    gain ``⟨|X|, S⟩ / ⟨|X|, |X|⟩``, which removes the ≈ 1.5 gain of the authors'
-    unnormalised ISTFT; otherwise ``a = 1``.
-
-    Parameters
-    ----------
-    magnitude : array_like, shape (T, 513) or (T, 512)
-        Target magnitude S.
-    wav : array_like, shape (n,)
-        A waveform, e.g. a :func:`griffin_lim_paper` output (n = T·256 + 1024).
-    cfg : FeatureConfig or Profile
-    scale_invariant : bool, default True
-
-    Returns
-    -------
-    float
-        0 for a perfect match; 1 for silence.
-
-    Used in: Chapter 4 (04_baselines)
-    """
-    feat = _features(cfg)
-    target = _as_spectrum(magnitude, "magnitude", feat)
-    got = np.abs(stft_paper(wav, feat))
-    n = min(got.shape[0], target.shape[0])
-    got, target = got[:n], target[:n]
-    norm = float(np.linalg.norm(target))
-    if norm == 0.0:
-        raise ValueError("the target magnitude is all zeros; spectral convergence is undefined")
-    gain = 1.0
-    if scale_invariant:
-        energy = float(np.sum(got * got))
-        gain = float(np.sum(got * target)) / energy if energy > 0 else 0.0
-    return float(np.linalg.norm(gain * got - target) / norm)
-
-
 # --------------------------------------------------------------------------------------
 # Griffin–Lim
 # --------------------------------------------------------------------------------------
 
 
 def griffin_lim_paper(
-    magnitude, cfg, n_iter: int = 100, rng=None, *, method: str = "paper"
+    magnitude, features, n_iter: int = 100, rng=None, *, method: str = "paper"
 ) -> np.ndarray:
-    """Griffin–Lim phase reconstruction as in the authors' B1 (PAPER_FACTS §3.3, §5).
+    """Griffin–Lim phase reconstruction as in the authors' B1 (original_code.md#oc-resynthesis).
 
     ``method="paper"`` (default) is the authors' ``reconstruct_signal_griffin_lim``,
     vectorised: x ~ N(0, 1) of length ``T·256 + 1024``; ``n_iter`` times:
     ``X = stft_paper(x)`` (symmetric Hann, T frames) → keep ``∠X`` → impose
     ``magnitude`` → ``x = istft_paper(...)`` (unnormalised, gain ≈ 1.5). Only the phase
     of each iterate is used, so the gain changes nothing but the level of the result.
-    It is the default because it is the procedure that produced B1's numbers, and
-    librosa's differs from it in three details (below); vectorised, it takes ≈ 0.3 s
-    per second of audio for 100 iterations on one CPU core (librosa: ≈ 0.2 s).
-
-    ``method="librosa"`` calls ``librosa.griffinlim`` (``n_fft = win_length = 1024``,
-    ``hop_length = 256``, the symmetric-Hann window, ``momentum=0`` — plain Griffin–Lim,
-    as in the paper) with ``center=True`` and shifts the result by ``fft_size // 2`` =
-    512 samples, so that its frame m covers the same samples ``[256 m, 256 m + 1024)``
-    as the paper's. It is a well-maintained equivalent, not a bit-exact one: (a) it
-    starts from random phases on the given magnitude instead of white noise; (b) its
-    inverse STFT divides by the overlap-added squared window, so its level is ≈ 1/1.5
-    of the paper variant's; (c) the first 512 and last 768 samples of the paper's
-    ``T·256 + 1024`` are held at zero (librosa pads there). Its spectral convergence
-    after 100 iterations is similar (slightly lower on test signals). ``center=False``,
-    the literal match of the paper's framing, is *not* used: librosa then divides the
-    first and last samples by a squared-window sum of ~1e-10 and Griffin–Lim's
-    inconsistent spectra come back with spikes of ~10³ at the edges.
+    It is the default because it is the procedure that produced B1's numbers; vectorised,
+    it takes ≈ 0.3 s per second of audio for 100 iterations on one CPU core.
+    ``method="librosa"`` runs ``librosa.griffinlim`` on the same framing instead
+    (≈ 0.2 s per second of audio): a well-maintained equivalent, not a bit-exact one
+    (:func:`_griffin_lim_librosa` lists the differences).
 
     The original was **unseeded** (``np.random.randn``); here the start is drawn from a
     seeded numpy ``Generator`` so results are reproducible.
@@ -388,7 +302,7 @@ def griffin_lim_paper(
     ----------
     magnitude : array_like, shape (T, 513) or (T, 512)
         Target linear magnitude (frames as rows); 512 bins get a zero Nyquist bin.
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
     n_iter : int, default 100
         Iterations (100 in the paper), >= 1. With the same ``rng`` seed, the result for
         ``n_iter = k`` is the k-th iterate of a longer run (the start is the same).
@@ -400,10 +314,20 @@ def griffin_lim_paper(
     -------
     numpy.ndarray, float64, shape (T·256 + 1024,)
         Trim to the reference length with :func:`match_length`.
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
+    feat = _features(features)
+    mag, n_iter, rng = _griffin_lim_arguments(magnitude, feat, n_iter, rng, method)
+    if method == "librosa":
+        return _griffin_lim_librosa(mag, feat, n_iter, rng)
+    x = rng.standard_normal(mag.shape[0] * feat.hop_size + feat.fft_size)  # white-noise start
+    for _ in range(n_iter):
+        # keep the phase of the current estimate, impose the target magnitude
+        x = istft_paper(mag, np.angle(stft_paper(x, feat)), feat)
+    return x
+
+
+def _griffin_lim_arguments(magnitude, feat: FeatureConfig, n_iter, rng, method: str):
+    """Validated ``(magnitude (T, 513), n_iter, Generator)`` for :func:`griffin_lim_paper`."""
     mag = _as_spectrum(magnitude, "magnitude", feat)
     n_iter = int(n_iter)
     if n_iter < 1:
@@ -414,37 +338,51 @@ def griffin_lim_paper(
         rng = 0
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
-    n_frames, hop, fft = mag.shape[0], feat.hop_size, feat.fft_size
-    length = n_frames * hop + fft
+    return mag, n_iter, rng
 
-    if method == "librosa":
-        import librosa
 
-        y = librosa.griffinlim(
-            mag.T,
-            n_iter=n_iter,
-            hop_length=hop,
-            win_length=fft,
-            n_fft=fft,
-            window=_symmetric_hann(fft).copy(),
-            center=True,
-            pad_mode="constant",
-            momentum=0.0,
-            init="random",
-            random_state=rng,
-            dtype=np.float64,
-        )
-        # centred frame m covers y[256 m - 512, 256 m + 512): shift onto the paper's framing
-        out = np.zeros(length)
-        shift = fft // 2
-        n = min(np.asarray(y).shape[0], length - shift)
-        out[shift : shift + n] = np.asarray(y, dtype=np.float64)[:n]
-        return out
+def _griffin_lim_librosa(
+    mag: np.ndarray, feat: FeatureConfig, n_iter: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``librosa.griffinlim`` laid out on the paper's framing (``method="librosa"``).
 
-    x = rng.standard_normal(length)
-    for _ in range(n_iter):
-        x = istft_paper(mag, np.angle(stft_paper(x, feat)), feat)
-    return x
+    ``n_fft = win_length = 1024``, ``hop_length = 256``, the symmetric-Hann window,
+    ``momentum=0`` (plain Griffin–Lim, as in the paper), ``center=True``, and the result
+    shifted by ``fft_size // 2`` = 512 samples so that its frame m covers the same
+    samples ``[256 m, 256 m + 1024)`` as the paper's. It differs from the paper's
+    procedure in three details: (a) it starts from random phases on the given magnitude
+    instead of white noise; (b) its inverse STFT divides by the overlap-added squared
+    window, so its level is ≈ 1/1.5 of the paper variant's; (c) the first 512 and last
+    768 samples of the paper's ``T·256 + 1024`` are held at zero (librosa pads there).
+    Its spectral convergence after 100 iterations is similar (slightly lower on test
+    signals). ``center=False``, the literal match of the paper's framing, is *not* used:
+    librosa then divides the first and last samples by a squared-window sum of ~1e-10
+    and Griffin–Lim's inconsistent spectra come back with spikes of ~10³ at the edges.
+    """
+    import librosa
+
+    hop, fft = feat.hop_size, feat.fft_size
+    length = mag.shape[0] * hop + fft
+    y = librosa.griffinlim(
+        mag.T,
+        n_iter=n_iter,
+        hop_length=hop,
+        win_length=fft,
+        n_fft=fft,
+        window=_symmetric_hann(fft).copy(),
+        center=True,
+        pad_mode="constant",
+        momentum=0.0,
+        init="random",
+        random_state=rng,
+        dtype=np.float64,
+    )
+    # centred frame m covers y[256 m - 512, 256 m + 512): shift onto the paper's framing
+    out = np.zeros(length)
+    shift = fft // 2
+    n = min(np.asarray(y).shape[0], length - shift)
+    out[shift : shift + n] = np.asarray(y, dtype=np.float64)[:n]
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -464,21 +402,21 @@ def _pinv_cached(
     return pinv
 
 
-def mel_pseudo_inverse(cfg) -> np.ndarray:
-    """W⁺ = ``np.linalg.pinv(mel_basis)``, the authors' mel → linear map (§3.3).
+def mel_pseudo_inverse(features) -> np.ndarray:
+    """W⁺ = ``np.linalg.pinv(mel_basis)``, the authors' mel → linear map.
+
+    See original_code.md#oc-resynthesis.
 
     Parameters
     ----------
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
 
     Returns
     -------
     numpy.ndarray, float64, shape (fft_size // 2 + 1, num_mels)
         Read-only (cached). ``mel_basis @ W⁺`` is the (80, 80) identity.
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     return _pinv_cached(
         int(feat.sample_rate),
         int(feat.fft_size),
@@ -488,8 +426,10 @@ def mel_pseudo_inverse(cfg) -> np.ndarray:
     )
 
 
-def mel_to_linear(mel_norm, cfg) -> np.ndarray:
-    """Normalised mel spectrum → linear magnitude, as the authors did (§3.3).
+def mel_to_linear(mel_norm, features) -> np.ndarray:
+    """Normalised mel spectrum → linear magnitude, as the authors did.
+
+    See original_code.md#oc-resynthesis.
 
     ``audio.denormalise_mel`` (amplitude 10^((100·x − 80)/20)), then ``W⁺ ·`` each frame,
     then clip at 0. ``W⁺`` is the minimum-norm inverse: it spreads each band's amplitude
@@ -504,17 +444,15 @@ def mel_to_linear(mel_norm, cfg) -> np.ndarray:
     mel_norm : array_like, shape (T, num_mels)
         Normalised mel in [0, 1] (``audio.mel_spectrogram`` or an encoder output);
         values outside are clipped by ``denormalise_mel``.
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
 
     Returns
     -------
     numpy.ndarray, float64, shape (T, fft_size // 2 + 1), >= 0
         Linear magnitude on the scale of ``mel_basis``'s input (i.e. of the STFT the mel
         was computed from: lws window for r9y9's mel).
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     arr = np.asarray(mel_norm)
     if arr.ndim != 2 or arr.shape[1] != feat.num_mels or arr.shape[0] < 1:
         raise ValueError(
@@ -533,9 +471,9 @@ def match_length(wav, length: int) -> np.ndarray:
     """Truncate or zero-pad (at the end) a waveform to ``length`` samples.
 
     The paper's Matlab evaluation truncated the ISTFT outputs of B1-gt, IBM-gt and the
-    WaveNet outputs to ``length(source)`` (PAPER_FACTS §8) with no time alignment: all
-    these outputs start at the same sample as the source (frame m at sample 256 m), so
-    cutting the end is enough. Zero-padding covers the opposite case (an output shorter
+    WaveNet outputs to ``length(source)`` (original_code.md#oc-evaluation) with no time
+    alignment: all these outputs start at the same sample as the source (frame m at
+    sample 256 m), so cutting the end is enough. Zero-padding covers the opposite case (an output shorter
     than the reference).
 
     Parameters
@@ -548,8 +486,6 @@ def match_length(wav, length: int) -> np.ndarray:
     -------
     numpy.ndarray, shape (length,), dtype of ``wav``
         A copy.
-
-    Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
     arr = np.asarray(wav)
     if arr.ndim != 1:

@@ -1,24 +1,18 @@
 """The encoder: from the mixture's spectra to the target speaker's mel (or linear) spectrum.
 
 Keras 3 on TensorFlow, as in the paper. ``synthsep_lib.encoder.model`` builds the
-Proposed and B1 networks (PAPER_FACTS §4), ``synthsep_lib.encoder.loss`` holds the
-perceptual loss and the errors e1, e2 (§4.5, §8.1).
+Proposed and B1 networks (original_code.md#oc-encoder), ``synthsep_lib.encoder.loss`` holds the
+perceptual loss and the errors e1, e2 (original_code.md#oc-loss, original_code.md#oc-errors).
+
+Its data feed, training and inference are in :mod:`synthsep_lib.pipeline`.
 
 This package file imports nothing heavy: the names below are loaded on first use, and
-``perceptual_weights`` / ``encoder_errors`` work without TensorFlow. Before Keras is
-first imported it quiets TensorFlow's C++ log (``TF_CPP_MIN_LOG_LEVEL=3``) and selects
-the TensorFlow backend, unless the environment already says otherwise.
-
-Used in: Chapter 2 (02_encoder)
+``perceptual_weights`` / ``encoder_errors`` work without TensorFlow.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __all__ = [
     "VARIANTS",

@@ -1,4 +1,4 @@
-"""The encoder's perceptual loss and its errors e1, e2 (PAPER_FACTS §4.5, §8.1).
+"""The encoder's perceptual loss (original_code.md#oc-loss) and errors (original_code.md#oc-errors).
 
 The loss weights each time–frequency error by w = f(X) + (1 − f(X))·f(X̂), f(x) = x²,
 where X is the target and X̂ the estimate, both normalised to [0, 1]. Loud bins of the
@@ -7,8 +7,6 @@ target weigh most; a quiet target bin still counts when the estimate puts energy
 
 ``perceptual_weights`` and ``encoder_errors`` are numpy functions and do not import
 TensorFlow; ``perceptual_loss`` imports ``keras.ops`` when first called.
-
-Used in: Chapter 2 (02_encoder)
 """
 
 from __future__ import annotations
@@ -42,8 +40,6 @@ def perceptual_weights(target, estimate) -> np.ndarray:
     ------
     ValueError
         If the shapes differ.
-
-    Used in: Chapter 2 (02_encoder)
     """
     x = np.asarray(target, dtype=np.float64)
     x_hat = np.asarray(estimate, dtype=np.float64)
@@ -53,7 +49,7 @@ def perceptual_weights(target, estimate) -> np.ndarray:
 
 
 def perceptual_loss(y_true, y_pred):
-    """Perceptual loss of one block per batch item (PAPER_FACTS §4.5), for ``model.compile``.
+    """Perceptual loss of each block of a batch, for ``model.compile`` (original_code.md#oc-loss).
 
     L_b = Σ_{t,ω} w·(X̂ − X)² / (Σ_{t,ω} w + 1e-7), w = f(X) + (1 − f(X))·f(X̂),
     f(x) = x². Keras averages the returned values over the batch (and adds the L2
@@ -74,9 +70,20 @@ def perceptual_loss(y_true, y_pred):
     -------
     tensor (B,)
         L_b for each block.
-
-    Used in: Chapter 2 (02_encoder)
     """
+    from keras import ops
+
+    x, y_pred = _loss_tensors(y_true, y_pred)
+    f_x = _f(x)
+    # a cell counts when the target is loud, or when the estimate puts energy there
+    w = f_x + (1.0 - f_x) * _f(y_pred)
+    axes = tuple(range(1, len(y_pred.shape)))  # all but the batch axis: one value per block
+    weighted = ops.sum(w * ops.square(y_pred - x), axis=axes)
+    return weighted / (ops.sum(w, axis=axes) + EPSILON)
+
+
+def _loss_tensors(y_true, y_pred):
+    """``(X, X̂)``: channel 0 of ``y_true`` and ``y_pred``, as tensors of X̂'s dtype."""
     from keras import ops
 
     y_pred = ops.convert_to_tensor(y_pred)
@@ -86,12 +93,7 @@ def perceptual_loss(y_true, y_pred):
             f"y_true has shape {tuple(y_true.shape)} but y_pred has shape "
             f"{tuple(y_pred.shape)}; both should be (B, T, F, 1)"
         )
-    x = y_true[..., :1]
-    f_x = _f(x)
-    w = f_x + (1.0 - f_x) * _f(y_pred)
-    axes = tuple(range(1, len(y_pred.shape)))
-    weighted = ops.sum(w * ops.square(y_pred - x), axis=axes)
-    return weighted / (ops.sum(w, axis=axes) + EPSILON)
+    return y_true[..., :1], y_pred
 
 
 def encoder_errors(target, estimate, *, e2_definition: str = "code") -> tuple[float, float]:
@@ -103,7 +105,7 @@ def encoder_errors(target, estimate, *, e2_definition: str = "code") -> tuple[fl
 
     The paper's Eq. (2) writes e2 = Σ w‖Y − Ŷ‖² / Σ w‖Y‖²; the reported numbers
     (0.3 % Proposed, 0.6 % B1) match the code's definition, which is also the training
-    loss without its ε (PAPER_FACTS §8.1).
+    loss without its ε (see original_code.md#oc-errors).
 
     Parameters
     ----------
@@ -122,19 +124,25 @@ def encoder_errors(target, estimate, *, e2_definition: str = "code") -> tuple[fl
     ------
     ValueError
         If the shapes differ, the target is all zeros, or ``e2_definition`` is unknown.
-
-    Used in: Chapter 2 (02_encoder), evaluation chapters
     """
+    y, y_hat = _error_inputs(target, estimate, e2_definition)
+    w = perceptual_weights(y, y_hat)
+    squared = (y - y_hat) ** 2
+    e1 = float(np.sum(squared)) / float(np.sum(y * y))
+    # the code's e2 is the training loss (without its ε); the paper's Eq. (2) divides by Σ w·Y²
+    denominator = np.sum(w) if e2_definition == "code" else np.sum(w * y * y)
+    e2 = float(np.sum(w * squared) / denominator)
+    return e1, e2
+
+
+def _error_inputs(target, estimate, e2_definition: str) -> tuple[np.ndarray, np.ndarray]:
+    """Y and Ŷ as float64 arrays of one shape, Y not all zeros; else ValueError."""
     if e2_definition not in ("code", "paper"):
         raise ValueError(f"e2_definition must be 'code' or 'paper', got {e2_definition!r}")
     y = np.asarray(target, dtype=np.float64)
     y_hat = np.asarray(estimate, dtype=np.float64)
-    w = perceptual_weights(y, y_hat)
-    energy = float(np.sum(y * y))
-    if energy == 0.0:
+    if y.shape != y_hat.shape:
+        raise ValueError(f"target has shape {y.shape} but estimate has shape {y_hat.shape}")
+    if not np.any(y):
         raise ValueError("target spectrum is all zeros: e1 = ‖Y − Ŷ‖²/‖Y‖² is undefined")
-    squared = (y - y_hat) ** 2
-    e1 = float(np.sum(squared)) / energy
-    denominator = np.sum(w) if e2_definition == "code" else np.sum(w * y * y)
-    e2 = float(np.sum(w * squared) / denominator)
-    return e1, e2
+    return y, y_hat

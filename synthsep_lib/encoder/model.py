@@ -2,7 +2,8 @@
 
 Both networks read a block of 64 frames of the mixture's normalised linear spectrum
 (``input1``, 512 bins) and normalised mel spectrum (``input2``, 80 bins), as in the
-authors' ``EncoderNetBigMel`` / ``EncoderNetBigLinear`` (PAPER_FACTS §4.1, §4.3):
+authors' ``EncoderNetBigMel`` / ``EncoderNetBigLinear`` (see original_code.md#oc-encoder
+and original_code.md#oc-b1-encoder):
 
 1. two recurrent streams, one per input: a bidirectional LSTM (outputs of the two
    directions concatenated) and a per-frame dense layer with ``channels × bins`` linear
@@ -10,17 +11,17 @@ authors' ``EncoderNetBigMel`` / ``EncoderNetBigLinear`` (PAPER_FACTS §4.1, §4.
    ``mel_rnn``/``mel_td``);
 2. the two streams and the reshaped mixture spectrum of the output's kind (the "third
    input": mel for Proposed, linear for B1) stacked as channels, H;
-3. an hourglass of SCN residual units (§4.2) that sees H as an image (time × frequency);
+3. an hourglass of SCN residual units (original_code.md#oc-scn-hourglass) that sees H
+   as an image (time × frequency);
 4. a head: the hourglass output concatenated with the third input again, one more
    residual unit, and a 3×3 convolution with a sigmoid (the features are normalised to
    [0, 1]).
 
-Inference caveat (PAPER_FACTS §4.7): the original test script ran the loaded model in
-Keras' training phase (dropout on, BatchNorm on batch statistics), probably by accident.
+Inference caveat (see original_code.md#oc-learning-phase): the original test script ran
+the loaded model in Keras' training phase (dropout on, BatchNorm on batch statistics),
+probably by accident.
 Calling ``model(x, training=False)`` or ``model.predict`` here is clean inference; pass
 ``training=True`` to reproduce the original's behaviour.
-
-Used in: Chapter 2 (02_encoder)
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ from keras import layers
 
 from synthsep_lib.config import EncoderConfig
 
-__all__ = ["VARIANTS", "build_encoder", "describe_encoder", "count_parameters"]
+__all__ = [
+    "VARIANTS",
+    "build_encoder",
+    "recurrent_stream",
+    "hourglass",
+    "residual_unit",
+    "describe_encoder",
+    "count_parameters",
+]
 
 #: Encoder variants: ``proposed`` predicts the mel (80 bins), ``b1`` the linear spectrum.
 VARIANTS = ("proposed", "b1")
@@ -44,11 +53,28 @@ def _l2(weight: float):
     return keras.regularizers.L2(weight) if weight else None
 
 
-def _residual(x, filters: int, name: str, momentum: float):
-    """SCN residual unit (PAPER_FACTS §4.2): conv block + identity or 1×1 projection skip.
+def residual_unit(x, filters: int, name: str, momentum: float):
+    """SCN residual unit: conv block + identity or 1×1 projection skip.
+
+    See original_code.md#oc-scn-hourglass.
 
     Conv block: BN → ReLU → Conv 3×3 (f/2) → BN → ReLU → Conv 3×3 (f/2) → BN → ReLU →
     Conv 1×1 (f), all ``same`` with bias; no activation after the sum.
+
+    Parameters
+    ----------
+    x : keras tensor, shape (B, T, F, C)
+        Input feature map (time × frequency × channels).
+    filters : int
+        f, output channels (even).
+    name : str
+        Prefix of the layer names (``<name>_bn1`` … ``<name>_add``).
+    momentum : float
+        BatchNorm momentum.
+
+    Returns
+    -------
+    keras tensor, shape (B, T, F, filters)
     """
     half = filters // 2
     y = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn1")(x)
@@ -66,31 +92,67 @@ def _residual(x, filters: int, name: str, momentum: float):
     return layers.Add(name=f"{name}_add")([y, skip])
 
 
-def _hourglass(x, level: int, depth: int, filters: int, momentum: float):
-    """Hourglass recursion of the original (PAPER_FACTS §4.2), outermost level = 1.
+def hourglass(x, level: int, depth: int, filters: int, momentum: float):
+    """Hourglass recursion of the original (original_code.md#oc-scn-hourglass), outermost level = 1.
 
     ``up1 = Res(x)``; ``low1 = Res(MaxPool(x))``; ``low3 = Res(inner hourglass(low1))``,
     or ``Res(low1)`` at the innermost level (one residual there, not Newell's two);
     return ``up1 + UpSample(low3)``. The original counts levels down (n = 3, 2, 1); its
     n equals ``depth + 1 - level`` here.
+
+    Parameters
+    ----------
+    x : keras tensor, shape (B, T, F, C)
+        T and F divisible by ``2 ** (depth + 1 - level)``.
+    level : int
+        This level, 1 (outermost) to ``depth``.
+    depth : int
+        Number of levels (3 in the paper: 64 × 80 down to 8 × 10).
+    filters : int
+        Channels of every residual unit.
+    momentum : float
+        BatchNorm momentum.
+
+    Returns
+    -------
+    keras tensor, shape (B, T, F, filters)
     """
     tag = f"hg{level}"
-    up1 = _residual(x, filters, f"{tag}_up1", momentum)
+    up1 = residual_unit(x, filters, f"{tag}_up1", momentum)
     low = layers.MaxPooling2D(pool_size=2, strides=2, name=f"{tag}_pool")(x)
-    low1 = _residual(low, filters, f"{tag}_low1", momentum)
-    low2 = _hourglass(low1, level + 1, depth, filters, momentum) if level < depth else low1
-    low3 = _residual(low2, filters, f"{tag}_low3", momentum)
+    low1 = residual_unit(low, filters, f"{tag}_low1", momentum)
+    low2 = hourglass(low1, level + 1, depth, filters, momentum) if level < depth else low1
+    low3 = residual_unit(low2, filters, f"{tag}_low3", momentum)
     up2 = layers.UpSampling2D(size=2, interpolation="nearest", name=f"{tag}_upsample")(low3)
     return layers.Add(name=f"{tag}_add")([up1, up2])
 
 
-def _stream(x, prefix: str, units: int, channels: int, bins: int, cfg: EncoderConfig):
-    """BiLSTM → per-frame Dense(channels × bins) → (frames, bins, channels)."""
+def recurrent_stream(x, prefix: str, units: int, channels: int, bins: int, cfg: EncoderConfig):
+    """BiLSTM → per-frame Dense(channels × bins) → (frames, bins, channels).
+
+    Parameters
+    ----------
+    x : keras tensor, shape (B, T, D)
+        A block of the mixture's spectrum (D = 512 linear or 80 mel bins).
+    prefix : str
+        Layer names ``<prefix>_rnn``, ``<prefix>_td``, ``<prefix>_reshape``.
+    units : int
+        LSTM units per direction.
+    channels, bins : int
+        The output grid: ``bins`` frequency bins (those of the encoder's output) with
+        ``channels`` channels each.
+    cfg : EncoderConfig
+        Uses ``dropout``, ``recurrent_dropout`` and ``l2``.
+
+    Returns
+    -------
+    keras tensor, shape (B, T, bins, channels)
+    """
     lstm = layers.LSTM(
         units,
         activation="tanh",
         # Keras ≤ 2.2 (the authors' era) defaulted to hard_sigmoid here; Keras ≥ 2.3 and
-        # Keras 3 use sigmoid. Which one the paper's models had is unknown (PAPER_FACTS §4.1).
+        # Keras 3 use sigmoid. Which one the paper's models had is unknown.
         recurrent_activation="sigmoid",
         return_sequences=True,
         dropout=cfg.dropout,
@@ -119,7 +181,7 @@ def build_encoder(
     mel_bins: int = 80,
     block_frames: int | None = None,
 ) -> keras.Model:
-    """Build the Proposed or the B1 encoder (PAPER_FACTS §4.1–4.3).
+    """Build the Proposed or the B1 encoder (see original_code.md#oc-encoder).
 
     Parameters
     ----------
@@ -156,9 +218,31 @@ def build_encoder(
     first for a reproducible model. Initialisers, BatchNorm (momentum 0.99, epsilon
     1e-3) and the LSTM activations are Keras defaults, as in the original; L2 acts on the
     LSTM and Dense layers only.
-
-    Used in: Chapter 2 (02_encoder)
     """
+    frames, out_bins, linear_ch, mel_ch = _checked_sizes(
+        variant, cfg, block_frames, linear_bins, mel_bins
+    )
+    filters, momentum = cfg.hourglass_filters, cfg.batch_norm_momentum
+    input1 = keras.Input(shape=(frames, linear_bins), name="input1")
+    input2 = keras.Input(shape=(frames, mel_bins), name="input2")
+    # 1. two recurrent streams, each laid out on the output grid (frames × out_bins)
+    linear = recurrent_stream(input1, "linear", cfg.linear_lstm_units, linear_ch, out_bins, cfg)
+    mel = recurrent_stream(input2, "mel", cfg.mel_lstm_units, mel_ch, out_bins, cfg)
+    # 2. stacked as channels with the mixture's own spectrum of the output's kind
+    third_name, third_input = ("input2", input2) if variant == "proposed" else ("input1", input1)
+    third = layers.Reshape((frames, out_bins, 1), name=f"{third_name}_reshape")(third_input)
+    h = layers.Concatenate(axis=-1, name="stack")([linear, mel, third])
+    # 3. the hourglass sees the stack as an image (time × frequency)
+    y = hourglass(h, 1, cfg.hourglass_depth, filters, momentum)
+    # 4. the head: the mixture spectrum once more, a residual unit, a 3×3 conv and a sigmoid
+    y = layers.Concatenate(axis=-1, name="head_concat")([y, third])
+    y = residual_unit(y, filters, "head_res", momentum)
+    output = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="output")(y)
+    return keras.Model([input1, input2], output, name=f"encoder_{variant}")
+
+
+def _checked_sizes(variant, cfg, block_frames, linear_bins, mel_bins):
+    """``(frames, out_bins, linear_channels, mel_channels)`` of a variant, validated."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown encoder variant {variant!r}; expected one of {VARIANTS}")
     frames = cfg.block_frames if block_frames is None else block_frames
@@ -197,19 +281,7 @@ def build_encoder(
             f"an hourglass of depth {depth} halves both {depth} times: each must be "
             f"divisible by 2**{depth} = {step}"
         )
-
-    input1 = keras.Input(shape=(frames, linear_bins), name="input1")
-    input2 = keras.Input(shape=(frames, mel_bins), name="input2")
-    linear = _stream(input1, "linear", cfg.linear_lstm_units, linear_ch, out_bins, cfg)
-    mel = _stream(input2, "mel", cfg.mel_lstm_units, mel_ch, out_bins, cfg)
-    third_name, third_input = ("input2", input2) if variant == "proposed" else ("input1", input1)
-    third = layers.Reshape((frames, out_bins, 1), name=f"{third_name}_reshape")(third_input)
-    h = layers.Concatenate(axis=-1, name="stack")([linear, mel, third])
-    y = _hourglass(h, 1, depth, filters, cfg.batch_norm_momentum)
-    y = layers.Concatenate(axis=-1, name="head_concat")([y, third])
-    y = _residual(y, filters, "head_res", cfg.batch_norm_momentum)
-    output = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="output")(y)
-    return keras.Model([input1, input2], output, name=f"encoder_{variant}")
+    return frames, out_bins, linear_ch, mel_ch
 
 
 def count_parameters(model: keras.Model) -> dict[str, int]:
@@ -224,8 +296,6 @@ def count_parameters(model: keras.Model) -> dict[str, int]:
     dict
         ``{"total": int, "trainable": int, "non_trainable": int}``; BatchNorm's moving
         mean and variance are the non-trainable ones (2 per channel).
-
-    Used in: Chapter 2 (02_encoder)
     """
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     non_trainable = int(sum(int(np.prod(w.shape)) for w in model.non_trainable_weights))
@@ -331,8 +401,6 @@ def describe_encoder(model: keras.Model) -> pd.DataFrame:
         level + upsampling + the level's sum), ``layers`` (what the block does),
         ``output shape`` (without the batch axis) and ``parameters``. The parameters
         add up to :func:`count_parameters` ``["total"]``.
-
-    Used in: Chapter 2 (02_encoder)
     """
     groups: dict[str, tuple[str, list]] = {}
     for layer in model.layers:

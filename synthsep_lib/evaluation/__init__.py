@@ -4,12 +4,12 @@
   friends, DNSMOS) with the paper's Matlab protocol side by side with the standard one;
 - ``synthsep_lib.evaluation.alignment``: estimate and remove a constant delay between a
   reference and an estimate;
-- ``synthsep_lib.evaluation.runner`` and ``.tables``: score every method's outputs
-  (cached) into Table I and the timing table;
-- ``synthsep_lib.evaluation.author_samples``: the authors' published samples;
+- ``synthsep_lib.evaluation.paper_numbers``: the numbers the paper publishes (Table I,
+  processing times, encoder errors, model sizes, listening test), in one place;
+- ``synthsep_lib.evaluation.tables``: Table I and the timing table from the scores
+  (which :mod:`synthsep_lib.pipeline.scoring` computes, cached, over every method's
+  outputs);
 - ``synthsep_lib.evaluation.listening``: the paired-comparison listening test.
 
 Import the submodules directly; this package file imports nothing heavy.
-
-Used in: Chapter 5 (05_evaluation), Chapter 6 (06_listening_test)
 """

@@ -2,17 +2,15 @@
 
 The authors compared every estimate with its source sample by sample from the first
 sample, without any alignment (the "synchronisation" lines of their Matlab script are
-commented out, PAPER_FACTS §8). A vocoder or a denoiser may however shift its output
-by a few samples or by a known offset (B2 is evaluated against ``source[3068:]``, one
-sample off its true offset 3069, PAPER_FACTS §7.3, §8), and sample-wise measures such
-as SDR punish a shift that a listener never hears. This module finds such a shift by
+commented out, see original_code.md#oc-evaluation). A vocoder or a denoiser may however
+shift its output by a few samples or by a known offset (B2 is evaluated against
+``source[3068:]``, one sample off its true offset 3069, see original_code.md#oc-b2-offset),
+and sample-wise measures such as SDR punish a shift that a listener never hears. This module finds such a shift by
 cross-correlation and cuts both signals to their common, aligned part.
 
 Sign convention: a **positive lag** means the estimate is **delayed** relative to the
 reference, ``estimate[n] ≈ reference[n - lag]``. B2's paper offset, where the estimate
 starts at ``reference[3068]``, is ``lag = -3068``.
-
-Used in: Chapter 5 (05_evaluation)
 """
 
 from __future__ import annotations
@@ -22,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
-__all__ = ["LagEstimate", "estimate_lag", "align", "delay_sensitivity"]
+from ..audio import as_signal
+
+__all__ = ["LagEstimate", "estimate_lag", "align"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,6 @@ class LagEstimate:
         Cross-correlation at ``lag`` divided by ``‖reference‖·‖estimate‖``, in [-1, 1].
         1 means the estimate is an exactly delayed, scaled copy of the reference (on the
         overlap); values near 0 mean no similarity was found and the lag is unreliable.
-
-    Used in: Chapter 5 (05_evaluation)
     """
 
     lag: int
@@ -47,18 +45,7 @@ class LagEstimate:
 
 
 def _signal(x, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of samples; got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty; expected at least one sample")
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError(f"{name} must hold real samples; got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise ValueError(f"{name} contains NaN or inf (first at sample {bad}); expected finite")
-    return arr
+    return as_signal(x, name).astype(np.float64, copy=False)
 
 
 def _lag(value, name: str) -> int:
@@ -102,8 +89,6 @@ def estimate_lag(reference, estimate, max_lag: int) -> LagEstimate:
     >>> x = np.random.default_rng(0).standard_normal(1000)
     >>> estimate_lag(x, np.concatenate([np.zeros(7), x]), max_lag=20).lag
     7
-
-    Used in: Chapter 5 (05_evaluation)
     """
     ref = _signal(reference, "reference")
     est = _signal(estimate, "estimate")
@@ -152,8 +137,6 @@ def align(reference, estimate, lag: int) -> tuple[np.ndarray, np.ndarray]:
     ValueError
         If a signal is not 1-D, empty or non-finite, ``lag`` is not an integer, or the
         two signals do not overlap after the shift.
-
-    Used in: Chapter 5 (05_evaluation)
     """
     ref = _signal(reference, "reference")
     est = _signal(estimate, "estimate")
@@ -169,71 +152,3 @@ def align(reference, estimate, lag: int) -> tuple[np.ndarray, np.ndarray]:
             f"estimate ({est.size} samples); expected |lag| smaller than the signals"
         )
     return ref_part[:m], est_part[:m]
-
-
-def delay_sensitivity(
-    reference,
-    estimate,
-    sample_rate: int,
-    delays,
-    metrics=("stoi", "si_sdr"),
-    max_lag_seconds: float = 0.05,
-):
-    """Score ``estimate`` delayed by each of ``delays``, without and with alignment.
-
-    The experiment behind "how much does a delay cost?": the delayed estimate is
-    ``[0]*d + estimate`` cut to the reference's length.
-
-    Parameters
-    ----------
-    reference, estimate : array_like, shape (n,)
-        Clean reference and an estimate aligned with it, at ``sample_rate`` Hz.
-    sample_rate : int
-        Hz.
-    delays : sequence of int
-        Delays in samples (≥ 0).
-    metrics : sequence of str
-        Names for :func:`~synthsep_lib.evaluation.metrics.compute_metrics`.
-    max_lag_seconds : float
-        Search range of the alignment, seconds.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index ``delay (samples)``; for each metric ``m`` the columns ``m`` (unaligned)
-        and ``m aligned``; ``lag found`` (samples, by cross-correlation).
-
-    Used in: Chapter 5 (05_evaluation)
-    """
-    import pandas as pd
-
-    from .metrics import compute_metrics  # metrics imports this module
-
-    reference = _signal(reference, "reference")
-    estimate = _signal(estimate, "estimate")
-    rows = []
-    for delay in delays:
-        delay = _lag(delay, "delay")
-        if delay < 0:
-            raise ValueError(f"delays must be ≥ 0 samples, got {delay}")
-        delayed = np.concatenate([np.zeros(delay, dtype=estimate.dtype), estimate])[
-            : reference.size
-        ]
-        plain = compute_metrics(reference, delayed, sample_rate, metrics=metrics)
-        aligned = compute_metrics(
-            reference,
-            delayed,
-            sample_rate,
-            metrics=metrics,
-            align=True,
-            max_lag_seconds=max_lag_seconds,
-        )
-        row = {"delay (samples)": delay, "lag found": aligned["lag_samples"]}
-        for name in metrics:
-            row[name] = plain[name]
-            row[f"{name} aligned"] = aligned[name]
-        rows.append(row)
-    columns = (
-        ["delay (samples)"] + [c for m in metrics for c in (m, f"{m} aligned")] + ["lag found"]
-    )
-    return pd.DataFrame(rows, columns=columns).set_index("delay (samples)")

@@ -20,8 +20,9 @@ mcd            mel-cepstral distortion, 13 coefficients (c1…c13)           dB,
 dnsmos_*       DNSMOS P.835 SIG/BAK/OVRL and P.808 (non-intrusive)         1 … 5
 =============  ==========================================================  =============
 
-The authors' evaluation (Matlab, PAPER_FACTS §8) differs from the usual one in three
-places, each available here with ``paper_protocol=True`` (or the ``*_paper`` names):
+The authors' evaluation (Matlab, see original_code.md#oc-evaluation) differs from the
+usual one in three places, each available here with ``paper_protocol=True`` (or the
+``*_paper`` names):
 PESQ was called with the reference and the estimate **swapped** and reports the **raw**
 P.862 score (not MOS-LQO); SDR is their own least-squares projection, not BSS-eval; a
 failing measure was recorded as −100 and averaged with the rest.
@@ -52,8 +53,6 @@ Bad-input policy (every function here):
   utterance, STOI has fewer than 30 frames of speech, a singular filter system) raises
   :class:`MetricError` from the single functions; :func:`compute_metrics` reports it as
   NaN with a warning naming the measure — never a stand-in value.
-
-Used in: Chapter 5 (05_evaluation)
 """
 
 from __future__ import annotations
@@ -65,10 +64,12 @@ import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
+import pandas as pd
 import scipy.fft
 import scipy.linalg
 import scipy.signal
 
+from ..audio import as_signal
 from .alignment import align as _align
 from .alignment import estimate_lag
 
@@ -80,7 +81,6 @@ __all__ = [
     "DEFAULT_METRICS",
     "PESQ_SAMPLE_RATE",
     "MCD_CONSTANT",
-    "p862_1_mapping",
     "p862_1_inverse",
     "pesq_wb",
     "pesq_nb",
@@ -93,6 +93,7 @@ __all__ = [
     "mel_cepstral_distortion",
     "dnsmos",
     "compute_metrics",
+    "delay_sensitivity",
 ]
 
 PESQ_SAMPLE_RATE = 16000
@@ -130,23 +131,15 @@ class MetricError(ValueError):
     """A measure is undefined for this (valid) input, e.g. PESQ finds no utterance.
 
     :func:`compute_metrics` turns it into NaN plus a :class:`MetricWarning`.
-
-    Used in: Chapter 5 (05_evaluation)
     """
 
 
 class SilentSignalError(ValueError):
-    """The reference or the estimate is all zeros, so no intrusive measure is defined.
-
-    Used in: Chapter 5 (05_evaluation)
-    """
+    """The reference or the estimate is all zeros, so no intrusive measure is defined."""
 
 
 class MetricWarning(UserWarning):
-    """Length mismatch, clipping, or a measure reported as NaN.
-
-    Used in: Chapter 5 (05_evaluation)
-    """
+    """Length mismatch, clipping, or a measure reported as NaN."""
 
 
 # --------------------------------------------------------------------------------------
@@ -165,21 +158,7 @@ def _import(module: str, package: str):
 
 
 def _signal(x, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of samples (mono); got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty; expected at least one sample")
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError(f"{name} must hold real float samples; got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise ValueError(
-            f"{name} contains NaN or inf (first at sample {bad}: {arr[bad]}); "
-            "expected finite samples"
-        )
-    return arr
+    return as_signal(x, name).astype(np.float64, copy=False)
 
 
 def _rate(sample_rate, minimum: int, what: str) -> int:
@@ -256,34 +235,12 @@ def _resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def p862_1_mapping(raw):
-    """ITU-T P.862.1 mapping of a raw P.862 score to narrow-band MOS-LQO.
-
-    ``MOS-LQO = 0.999 + 4 / (1 + exp(−1.4945·x + 4.6607))`` — the constants of the ITU
-    reference C code (``pesqmain.h`` in the ``pesq`` package, where it is evaluated in
-    float32).
-
-    Parameters
-    ----------
-    raw : float or array_like
-        Raw P.862 score(s) ``x`` (≈ −1.39 … 4.5).
-
-    Returns
-    -------
-    float or numpy.ndarray
-        MOS-LQO, in (0.999, 4.999); 1.02 … 4.55 over the raw range −0.5 … 4.5.
-
-    Used in: Chapter 5 (05_evaluation)
-    """
-    a, b = _P862_1
-    out = _MOS_LOW + _MOS_SPAN / (1.0 + np.exp(-a * np.asarray(raw, dtype=np.float64) + b))
-    return float(out) if np.ndim(out) == 0 else out
-
-
 def p862_1_inverse(mos_lqo):
-    """Raw P.862 score from a narrow-band MOS-LQO (inverse of :func:`p862_1_mapping`).
+    """Raw P.862 score from a narrow-band MOS-LQO: the inverse of the ITU-T P.862.1 mapping.
 
-    ``x = (4.6607 − ln(4 / (y − 0.999) − 1)) / 1.4945``. The mapping saturates at 0.999
+    ``pesq`` reports ``MOS-LQO = 0.999 + 4 / (1 + exp(−1.4945·x + 4.6607))`` of the raw
+    score x (the constants of the ITU reference C code, ``pesqmain.h``, evaluated in
+    float32); inverted, ``x = (4.6607 − ln(4 / (y − 0.999) − 1)) / 1.4945``. The mapping saturates at 0.999
     and 4.999, where it cannot be inverted; the result is therefore clipped to the range
     the ITU code can produce, [4.5 − 0.1·45 − 0.0309·45, 4.5] = [−1.3905, 4.5] (per-frame
     disturbances are capped at 45). PESQ's own output never comes near the ends
@@ -299,8 +256,6 @@ def p862_1_inverse(mos_lqo):
     -------
     float or numpy.ndarray
         Raw P.862 score(s) in [−1.3905, 4.5].
-
-    Used in: Chapter 5 (05_evaluation)
     """
     a, b = _P862_1
     y = np.asarray(mos_lqo, dtype=np.float64)
@@ -357,8 +312,6 @@ def pesq_wb(reference, estimate, sample_rate: int) -> float:
     References
     ----------
     ITU-T Rec. P.862 (2001) and P.862.2 (2007).
-
-    Used in: Chapter 5 (05_evaluation)
     """
     rate = _rate(sample_rate, PESQ_SAMPLE_RATE, "pesq_wb")
     ref, est = _pair(reference, estimate)
@@ -391,8 +344,6 @@ def pesq_nb(reference, estimate, sample_rate: int) -> float:
     References
     ----------
     ITU-T Rec. P.862 (2001) and P.862.1 (2003).
-
-    Used in: Chapter 5 (05_evaluation)
     """
     rate = _rate(sample_rate, _PESQ_NB_MIN_RATE, "pesq_nb")
     ref, est = _pair(reference, estimate)
@@ -410,8 +361,8 @@ def pesq_raw(reference, estimate, sample_rate: int, paper_protocol: bool = False
     With ``paper_protocol=True`` the authors' call is reproduced: their Matlab script ran
     ``pesq(estimate, source, 16000)`` with the Hu & Loizou signature ``pesq(ref, deg, fs)``,
     so the **estimate is the reference** and the source the degraded signal
-    (PAPER_FACTS §8). Both signals are resampled to 16 kHz with a polyphase filter as
-    their Matlab ``resample`` did. Their Hu & Loizou (2006) Matlab implementation of
+    (see original_code.md#oc-evaluation). Both signals are resampled to 16 kHz with a
+    polyphase filter as their Matlab ``resample`` did. Their Hu & Loizou (2006) Matlab implementation of
     P.862 is a port, not the ITU C code used here, so paper-protocol numbers are
     comparable with Table I only approximately (the size of the difference is not known:
     the authors' per-file outputs and the Matlab code were not run side by side here).
@@ -439,16 +390,16 @@ def pesq_raw(reference, estimate, sample_rate: int, paper_protocol: bool = False
     ----------
     ITU-T Rec. P.862 and P.862.1; Y. Hu and P. Loizou, "Evaluation of objective measures
     for speech enhancement," Proc. Interspeech 2006 (the Matlab code the authors used).
-
-    Used in: Chapter 5 (05_evaluation)
     """
     rate = _rate(sample_rate, _PESQ_NB_MIN_RATE, "pesq_raw")
     ref, est = _pair(reference, estimate)
-    target = _pesq_rate(rate)
+    target = _pesq_rate(rate)  # 16 kHz (8 kHz below 16 kHz)
     ref, est = _resample(ref, rate, target), _resample(est, rate, target)
     if paper_protocol:
+        # the authors called pesq(estimate, source, 16000): the estimate as the reference
         ref, est = est, ref
-    return p862_1_inverse(_pesq_call(ref, est, target, "nb"))
+    mos_lqo = _pesq_call(ref, est, target, "nb")
+    return p862_1_inverse(mos_lqo)  # back to the raw P.862 score
 
 
 # --------------------------------------------------------------------------------------
@@ -481,7 +432,7 @@ def stoi(reference, estimate, sample_rate: int) -> float:
     Computed at the native rate; pystoi resamples to 10 kHz, removes frames more than
     40 dB below the loudest one, and correlates 384-ms segments of 15 one-third-octave
     bands (clipping the estimate at β = −15 dB SDR) — the same algorithm as the authors'
-    Matlab ``stoi.m`` (PAPER_FACTS §8).
+    Matlab ``stoi.m`` (see original_code.md#oc-evaluation).
 
     Parameters
     ----------
@@ -507,8 +458,6 @@ def stoi(reference, estimate, sample_rate: int) -> float:
     ----------
     C. H. Taal, R. C. Hendriks, R. Heusdens, J. Jensen, "An algorithm for intelligibility
     prediction of time-frequency weighted noisy speech," IEEE TASLP 19(7), 2011.
-
-    Used in: Chapter 5 (05_evaluation)
     """
     rate = _rate(sample_rate, _STOI_MIN_RATE, "stoi")
     ref, est = _pair(reference, estimate)
@@ -539,8 +488,6 @@ def estoi(reference, estimate, sample_rate: int) -> float:
     ----------
     J. Jensen and C. H. Taal, "An algorithm for predicting the intelligibility of speech
     masked by modulated noise maskers," IEEE/ACM TASLP 24(11), 2016.
-
-    Used in: Chapter 5 (05_evaluation)
     """
     rate = _rate(sample_rate, _STOI_MIN_RATE, "estoi")
     ref, est = _pair(reference, estimate)
@@ -591,10 +538,20 @@ def _bss_sdr(ref: np.ndarray, est: np.ndarray, taps: int) -> float:
 
 
 def _paper_sdr(ref: np.ndarray, est: np.ndarray, taps: int) -> float:
-    # The authors' eval_sdr.m + wiener_filter2.m: X = the n × taps convolution matrix of
-    # the source truncated to n rows, h = (XᵀX)⁻¹ Xᵀ est, ŝ = filter(h, 1, s),
-    # SDR = 10 log10(var(ŝ) / var(est − ŝ)). XᵀX = Toeplitz(acf) − ZᵀZ, Z = the rows
-    # n … n+taps−2 that the truncation drops (built from the last taps−1 samples).
+    """The authors' SDR (``eval_sdr.m``) of a validated pair; see :func:`sdr`."""
+    # h: the FIR filter with `taps` taps that maps the source closest to the estimate
+    # (least squares over the n compared samples, wiener_filter2.m)
+    h = _truncated_least_squares_filter(ref, est, taps)
+    s_hat = scipy.signal.lfilter(h, [1.0], ref)  # ŝ = filter(h, 1, s): the explained part
+    return _ratio_db(float(np.var(s_hat)), float(np.var(est - s_hat)))
+
+
+def _truncated_least_squares_filter(ref: np.ndarray, est: np.ndarray, taps: int) -> np.ndarray:
+    """h = (XᵀX)⁻¹ Xᵀ est, X = the n × taps convolution matrix of ``ref`` cut to n rows.
+
+    XᵀX = Toeplitz(acf) − ZᵀZ, where Z holds the rows n … n + taps − 2 that the cut
+    drops (built from the last taps − 1 samples), so X is never formed.
+    """
     n = ref.size
     if n < taps:
         raise MetricError(f"sdr_paper needs at least {taps} samples (the filter taps); got {n}")
@@ -604,9 +561,7 @@ def _paper_sdr(ref: np.ndarray, est: np.ndarray, taps: int) -> float:
     idx = n + rows - cols
     dropped = np.where(cols > rows, ref[np.clip(idx, 0, n - 1)], 0.0)
     gram = scipy.linalg.toeplitz(acf) - dropped.T @ dropped
-    h = _solve_gram(gram, xc)
-    s_hat = scipy.signal.lfilter(h, [1.0], ref)
-    return _ratio_db(float(np.var(s_hat)), float(np.var(est - s_hat)))
+    return _solve_gram(gram, xc)
 
 
 def sdr(reference, estimate, filter_length: int = 257, paper_protocol: bool = False) -> float:
@@ -621,8 +576,8 @@ def sdr(reference, estimate, filter_length: int = 257, paper_protocol: bool = Fa
     is deprecated and fixes 512 taps, and ``fast_bss_eval`` imports PyTorch when it is
     installed; the tests check both agree to < 1e-3 dB.
 
-    ``paper_protocol=True`` (PAPER_FACTS §8, ``eval_sdr.m``): the least-squares FIR filter
-    h with ``filter_length`` taps (the authors' q = 256) such that ``filter(h, 1, s) ≈
+    ``paper_protocol=True`` (original_code.md#oc-evaluation, ``eval_sdr.m``): the
+    least-squares FIR filter h with ``filter_length`` taps (the authors' q = 256) such that ``filter(h, 1, s) ≈
     est`` on the n compared samples (the convolution is truncated, so the Gram matrix is
     Toeplitz minus an end correction, built exactly here); ŝ = filter(h, 1, s);
     SDR = 10 log10(var(ŝ) / var(est − ŝ)). The two agree closely for long signals.
@@ -655,17 +610,21 @@ def sdr(reference, estimate, filter_length: int = 257, paper_protocol: bool = Fa
     ----------
     E. Vincent, R. Gribonval, C. Févotte, "Performance measurement in blind audio source
     separation," IEEE TASLP 14(4), 2006.
-
-    Used in: Chapter 5 (05_evaluation)
     """
+    taps = _filter_taps(filter_length)
+    ref, est = _pair(reference, estimate)
+    return (_paper_sdr if paper_protocol else _bss_sdr)(ref, est, taps)
+
+
+def _filter_taps(filter_length) -> int:
+    """``filter_length`` as an int; raise unless it is a positive integer."""
     if (
         isinstance(filter_length, bool)
         or not isinstance(filter_length, (int, np.integer))
         or filter_length < 1
     ):
         raise ValueError(f"filter_length must be a positive integer (taps); got {filter_length!r}")
-    ref, est = _pair(reference, estimate)
-    return (_paper_sdr if paper_protocol else _bss_sdr)(ref, est, int(filter_length))
+    return int(filter_length)
 
 
 def _si_sdr_impl(ref: np.ndarray, est: np.ndarray) -> float:
@@ -711,8 +670,6 @@ def si_sdr(reference, estimate) -> float:
     ----------
     J. Le Roux, S. Wisdom, H. Erdogan, J. R. Hershey, "SDR – half-baked or well done?",
     Proc. ICASSP 2019.
-
-    Used in: Chapter 5 (05_evaluation)
     """
     ref, est = _pair(reference, estimate)
     return _si_sdr_impl(ref, est)
@@ -793,8 +750,6 @@ def log_spectral_distance(reference, estimate, sample_rate: int) -> float:
     ----------
     A. Gray and J. Markel, "Distance measures for speech processing," IEEE TASSP 24(5),
     1976.
-
-    Used in: Chapter 5 (05_evaluation)
     """
     _rate(sample_rate, 1, "lsd")
     ref, est = _pair(reference, estimate)
@@ -840,8 +795,6 @@ def mel_cepstral_distortion(reference, estimate, sample_rate: int) -> float:
     ----------
     R. Kubichek, "Mel-cepstral distance measure for objective speech quality
     assessment," Proc. IEEE PACRIM 1993.
-
-    Used in: Chapter 5 (05_evaluation)
     """
     rate = _rate(sample_rate, 1, "mcd")
     ref, est = _pair(reference, estimate)
@@ -904,8 +857,6 @@ def dnsmos(estimate, sample_rate: int) -> dict[str, float]:
     ----------
     C. K. A. Reddy, V. Gopal, R. Cutler, "DNSMOS P.835: a non-intrusive perceptual
     objective speech quality metric to evaluate noise suppressors," Proc. ICASSP 2022.
-
-    Used in: Chapter 5 (05_evaluation)
     """
     rate = _rate(sample_rate, DNSMOS_SAMPLE_RATE, "dnsmos")
     est = _signal(estimate, "estimate")
@@ -1050,8 +1001,6 @@ def compute_metrics(
     ...                          metrics=["si_sdr"])
     >>> round(scores["si_sdr"]), scores["compared_samples"]
     (20, 22050)
-
-    Used in: Chapter 5 (05_evaluation)
     """
     names = _metric_names(metrics)
     rate = _rate(sample_rate, 1, "compute_metrics")
@@ -1113,3 +1062,67 @@ def compute_metrics(
     result["lag_samples"] = int(lag)
     result["compared_samples"] = int(ref.size)
     return result
+
+
+def delay_sensitivity(
+    reference,
+    estimate,
+    sample_rate: int,
+    delays,
+    metrics=("stoi", "si_sdr"),
+    max_lag_seconds: float = 0.05,
+):
+    """Score ``estimate`` delayed by each of ``delays``, without and with alignment.
+
+    The experiment behind "how much does a delay cost?": the delayed estimate is
+    ``[0]*d + estimate`` cut to the reference's length.
+
+    Parameters
+    ----------
+    reference, estimate : array_like, shape (n,)
+        Clean reference and an estimate aligned with it, at ``sample_rate`` Hz.
+    sample_rate : int
+        Hz.
+    delays : sequence of int
+        Delays in samples (≥ 0).
+    metrics : sequence of str
+        Names for :func:`compute_metrics`.
+    max_lag_seconds : float
+        Search range of the alignment, seconds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``delay (samples)``; for each metric ``m`` the columns ``m`` (unaligned)
+        and ``m aligned``; ``lag found`` (samples, by cross-correlation).
+    """
+    reference = _signal(reference, "reference")
+    estimate = _signal(estimate, "estimate")
+    rows = []
+    for delay in delays:
+        if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)):
+            raise ValueError(f"delays must be integer numbers of samples; got {delay!r}")
+        delay = int(delay)
+        if delay < 0:
+            raise ValueError(f"delays must be ≥ 0 samples, got {delay}")
+        delayed = np.concatenate([np.zeros(delay, dtype=estimate.dtype), estimate])[
+            : reference.size
+        ]
+        plain = compute_metrics(reference, delayed, sample_rate, metrics=metrics)
+        aligned = compute_metrics(
+            reference,
+            delayed,
+            sample_rate,
+            metrics=metrics,
+            align=True,
+            max_lag_seconds=max_lag_seconds,
+        )
+        row = {"delay (samples)": delay, "lag found": aligned["lag_samples"]}
+        for name in metrics:
+            row[name] = plain[name]
+            row[f"{name} aligned"] = aligned[name]
+        rows.append(row)
+    columns = (
+        ["delay (samples)"] + [c for m in metrics for c in (m, f"{m} aligned")] + ["lag found"]
+    )
+    return pd.DataFrame(rows, columns=columns).set_index("delay (samples)")

@@ -10,8 +10,6 @@ The formulas are those r9y9's training code uses (from ``nnmnkwii``):
 - compand: ``y = sign(x) log(1 + mu |x|) / log(1 + mu)``;
 - quantize: ``q = floor((y + 1) / 2 * mu)`` in ``0 .. mu``;
 - expand: ``y = 2 q / mu - 1``, ``x = sign(y) ((1 + mu) ** |y| - 1) / mu``.
-
-Used in: Chapter 3 (03_wavenet_vocoder)
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from synthsep_lib.vocoder.mixture import UNIFORM_RANGE
+from synthsep_lib.vocoder.logistic_mixture import UNIFORM_RANGE
 
 __all__ = [
     "mulaw_quantize",

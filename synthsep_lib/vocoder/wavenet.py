@@ -2,8 +2,9 @@
 
 Re-implements r9y9 ``wavenet_vocoder`` (commit 2092a64 = PyPI 0.1.1 with
 ``legacy=True``) for ``input_type="raw"`` with a mixture-of-logistics output and local
-(mel) conditioning (PAPER_FACTS §6). Module tree and parameter names are those of the
-reference, so the published LJSpeech checkpoint loads unchanged:
+(mel) conditioning (original_code.md#oc-wavenet-modules). Module tree and parameter
+names are those of the reference, so the published LJSpeech checkpoint loads
+unchanged:
 
 ``first_conv``, ``conv_layers.{i}.{conv, conv1x1c, conv1x1_out, conv1x1_skip}``,
 ``last_conv_layers.{1,3}``, ``upsample_conv.{0,2,4,6}``.
@@ -12,8 +13,6 @@ Weight normalisation uses ``torch.nn.utils.parametrizations.weight_norm`` (keys
 ``<module>.parametrizations.weight.original0`` = g, ``...original1`` = v);
 :func:`load_r9y9_state_dict` and :func:`to_r9y9_state_dict` translate from/to the
 published ``weight_g`` / ``weight_v`` names.
-
-Used in: Chapter 3 (03_wavenet_vocoder)
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from synthsep_lib.vocoder.mixture import (
+from synthsep_lib.vocoder.logistic_mixture import (
     LOG_SCALE_MIN,
     UNIFORM_RANGE,
     discretized_mix_logistic_loss,
@@ -51,6 +50,7 @@ __all__ = [
     "WaveNetConfig",
     "WaveNet",
     "ResidualLayer",
+    "upsample_layers",
     "load_r9y9_state_dict",
     "to_r9y9_state_dict",
     "load_r9y9_checkpoint",
@@ -61,7 +61,7 @@ _SQRT_HALF = math.sqrt(0.5)
 
 @dataclass
 class WaveNetConfig:
-    """Hyper-parameters of the WaveNet vocoder (r9y9 names; PAPER_FACTS §6.1).
+    """Hyper-parameters of the WaveNet vocoder (r9y9 names; original_code.md#oc-wavenet-hparams).
 
     Attributes
     ----------
@@ -197,6 +197,42 @@ def _conv1d(c_in, c_out, kernel_size, dilation, wn):
     return _wn(m, wn)
 
 
+def upsample_layers(cfg: WaveNetConfig) -> nn.ModuleList:
+    """The conditioning upsampler: a transposed convolution and a ReLU per scale.
+
+    Each transposed convolution has one input and one output channel and a kernel of
+    ``freq_axis_kernel_size`` mel bins × ``scale`` frames, stride ``scale`` along time:
+    every frame becomes ``scale`` samples, smoothed across neighbouring mel bins. The
+    weights start at ``1 / freq_axis_kernel_size`` (an average of the bins, repeated in
+    time), as in r9y9's code; the scales multiply to the hop size (4·4·4·4 = 256).
+
+    Parameters
+    ----------
+    cfg : WaveNetConfig
+        Uses ``upsample_scales``, ``freq_axis_kernel_size`` and ``weight_normalization``.
+
+    Returns
+    -------
+    torch.nn.ModuleList
+        ``[conv, ReLU, conv, ReLU, ...]``: r9y9's ``upsample_conv.{0,2,4,6}``.
+    """
+    layers = []
+    k_f = cfg.freq_axis_kernel_size
+    for s in cfg.upsample_scales:
+        m = nn.ConvTranspose2d(
+            1, 1, (k_f, s), stride=(1, s), padding=((k_f - 1) // 2, 0), dilation=1
+        )
+        nn.init.constant_(m.weight, 1.0 / k_f)
+        nn.init.zeros_(m.bias)
+        layers += [_wn(m, cfg.weight_normalization), nn.ReLU()]
+    return nn.ModuleList(layers)
+
+
+def _check_conditioning(c: torch.Tensor, cin_channels: int) -> None:
+    if c.dim() != 3 or c.size(1) != cin_channels:
+        raise ValueError(f"c must have shape (B, {cin_channels}, Tc); got {tuple(c.shape)}")
+
+
 class ResidualLayer(nn.Module):
     """One gated residual layer (r9y9 ``ResidualConv1dGLU``, local conditioning only).
 
@@ -210,8 +246,6 @@ class ResidualLayer(nn.Module):
         Dropout probability on the input (training only).
     weight_normalization : bool
         Weight-normalise the four convolutions.
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
 
     def __init__(
@@ -240,12 +274,13 @@ class ResidualLayer(nn.Module):
         """x (B, R, T), upsampled conditioning c (B, cin, T) -> (residual out, skip)."""
         residual = x
         x = F.dropout(x, p=self.dropout, training=self.training)
+        # causal: (k - 1)·d zeros on the left only, so output t sees inputs t, t - d, …
         x = self.conv(F.pad(x, ((self.kernel_size - 1) * self.dilation, 0)))
         a, b = x.chunk(2, dim=1)
         ca, cb = self.conv1x1c(c).chunk(2, dim=1)
-        z = torch.tanh(a + ca) * torch.sigmoid(b + cb)
+        z = torch.tanh(a + ca) * torch.sigmoid(b + cb)  # the gate, conditioned on the mel
         s = self.conv1x1_skip(z)
-        x = (self.conv1x1_out(z) + residual) * _SQRT_HALF
+        x = (self.conv1x1_out(z) + residual) * _SQRT_HALF  # r9y9's legacy scaling
         return x, s
 
 
@@ -256,8 +291,6 @@ class WaveNet(nn.Module):
     ----------
     config : WaveNetConfig, optional
         Hyper-parameters (default: the paper's, ``WaveNetConfig.paper()``).
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
 
     def __init__(self, config: WaveNetConfig | None = None):
@@ -287,16 +320,7 @@ class WaveNet(nn.Module):
                 _conv1d(cfg.skip_out_channels, cfg.out_channels, 1, 1, wn),
             ]
         )
-        ups = []
-        k_f = cfg.freq_axis_kernel_size
-        for s in cfg.upsample_scales:
-            m = nn.ConvTranspose2d(
-                1, 1, (k_f, s), stride=(1, s), padding=((k_f - 1) // 2, 0), dilation=1
-            )
-            nn.init.constant_(m.weight, 1.0 / k_f)
-            nn.init.zeros_(m.bias)
-            ups += [_wn(m, wn), nn.ReLU()]
-        self.upsample_conv = nn.ModuleList(ups)
+        self.upsample_conv = upsample_layers(cfg)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -326,12 +350,9 @@ class WaveNet(nn.Module):
         -------
         torch.Tensor, shape (B, cin, hop * Tc)
         """
-        if c.dim() != 3 or c.size(1) != self.config.cin_channels:
-            raise ValueError(
-                f"c must have shape (B, {self.config.cin_channels}, Tc); got {tuple(c.shape)}"
-            )
-        c = c.unsqueeze(1)
-        for f in self.upsample_conv:
+        _check_conditioning(c, self.config.cin_channels)
+        c = c.unsqueeze(1)  # (B, 1, cin, Tc): the mel as a one-channel image
+        for f in self.upsample_conv:  # stretch time by each scale (in all: the hop), ReLU
             c = f(c)
         return c.squeeze(1)
 
@@ -718,28 +739,35 @@ class _Stepper:
     def network(self, state: torch.Tensor, cond_t: torch.Tensor, t: int | None) -> torch.Tensor:
         """Outputs (B, out_channels) for inputs ``state`` (B,) and conditioning (L, B, G)."""
         b, k, r = self.b, self.k, self.r
+        # first_conv of this step's input sample (or the embedding of its mu-law class)
         h = (
             self.first_w[state] if self.cfg.mulaw else state[:, None] * self.first_w
         ) + self.first_b
         last = len(self.layers) - 1
         for li, ly in enumerate(self.layers):
-            buf, size, d = ly["buf"], ly["size"], ly["d"]
-            if self.fixed:  # shift the window: taps at 0, d, ..., size - 1
-                buf[:, :-1] = buf[:, 1:].clone()
-                buf[:, -1] = h
-                taps = buf[:, ::d]
-            else:
-                buf[:, t % size] = h
-                taps = buf[:, [(t - (k - 1 - m) * d) % size for m in range(k)]]
+            taps = self._push(ly, h, t)  # the layer's inputs at t - (k-1)d, ..., t - d, t
+            # the dilated convolution at one step: one product over the k cached taps,
+            # added to the layer's mel term (biases folded in), precomputed for this step
             g = torch.addmm(cond_t[li], taps.reshape(b, k * r), ly["w_dil"])  # tap-major
             a, bb = g.chunk(2, dim=1)
             z = torch.mul(torch.tanh(a), torch.sigmoid(bb), out=self.gates[:, li])
-            if li < last:  # the last layer's residual output is unused
+            if li < last:  # the residual (h + out(z)) · sqrt(1/2); the last one is unused
                 w_out, b_out = ly["out"]
                 h = torch.addmm(h + b_out, z, w_out, beta=_SQRT_HALF, alpha=_SQRT_HALF)
+        # every layer's skip in one product (the legacy sqrt(1/2) factors are in skip_w)
         skips = torch.addmm(self.skip_b, self.gates.view(b, -1), self.skip_w)
         y = torch.addmm(self.head1[1], torch.relu(skips), self.head1[0])
         return torch.addmm(self.head2[1], torch.relu(y), self.head2[0])
+
+    def _push(self, ly: dict, h: torch.Tensor, t: int | None) -> torch.Tensor:
+        """Store a layer's input ``h`` (B, R) of step t; return its k taps, (B, k, R)."""
+        buf, size, d = ly["buf"], ly["size"], ly["d"]
+        if self.fixed:  # shift the window: taps at 0, d, ..., size - 1
+            buf[:, :-1] = buf[:, 1:].clone()
+            buf[:, -1] = h
+            return buf[:, ::d]
+        buf[:, t % size] = h
+        return buf[:, [(t - (self.k - 1 - m) * d) % size for m in range(self.k)]]
 
     def draw(self, y: torch.Tensor, uniforms) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample the next state and its amplitude from outputs y (B, out)."""
@@ -848,8 +876,6 @@ def load_r9y9_state_dict(model: WaveNet, state_dict: Mapping[str, torch.Tensor])
         Missing or unexpected keys (all of them named).
     ValueError
         A tensor's shape differs from the model's.
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     sd = {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
     used: set[str] = set()
@@ -921,8 +947,6 @@ def to_r9y9_state_dict(model: WaveNet) -> OrderedDict[str, torch.Tensor]:
     Returns
     -------
     collections.OrderedDict of str to torch.Tensor (detached clones)
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for name, m in _conv_modules(model):
@@ -945,7 +969,7 @@ def load_r9y9_checkpoint(
     map_location: str | torch.device = "cpu",
     allow_pickle: bool = False,
 ) -> tuple[WaveNet, dict[str, Any]]:
-    """Build a :class:`WaveNet` from an r9y9 checkpoint (PAPER_FACTS §6.8).
+    """Build a :class:`WaveNet` from an r9y9 checkpoint (see original_code.md#oc-checkpoint).
 
     The checkpoint is a dict with ``state_dict`` (model or EMA weights), ``optimizer``
     (Adam state or None), ``global_step``, ``global_epoch``, ``global_test_step``; only
@@ -974,8 +998,6 @@ def load_r9y9_checkpoint(
     info : dict
         ``global_step``, ``global_epoch``, ``global_test_step`` (None when absent) and
         ``has_optimizer``.
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     if isinstance(path_or_dict, Mapping):
         ckpt = path_or_dict

@@ -3,9 +3,7 @@
 The WaveNet vocoder outputs, per time step, ``3K`` numbers: ``K`` mixture logits
 (channels ``[0:K]``), ``K`` means (``[K:2K]``) and ``K`` log-scales (``[2K:3K]``) of
 logistic distributions over the amplitude range [-1, 1], discretised into
-``num_classes`` bins (PAPER_FACTS §6.5; r9y9 ``wavenet_vocoder/mixture.py``).
-
-Used in: Chapter 3 (03_wavenet_vocoder)
+``num_classes`` bins (original_code.md#oc-mol; r9y9 ``wavenet_vocoder/mixture.py``).
 """
 
 from __future__ import annotations
@@ -92,8 +90,6 @@ def discretized_mix_logistic_loss(
     -------
     torch.Tensor
         Scalar (``reduce=True``) or (B, T, 1) tensor of negative log-probabilities, nats.
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     logits, means, log_scales = _split_params(y_hat, log_scale_min)
     if y.dim() == 2:
@@ -141,28 +137,32 @@ def sample_from_discretized_mix_logistic(
     -------
     torch.Tensor, shape (B, T) or (B,)
         Samples in [-1, 1] (not quantised to ``num_classes`` levels).
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     single_step = y_hat.dim() == 2
     if single_step:
         y_hat = y_hat.unsqueeze(-1)
-    logits, means, log_scales = _split_params(y_hat, log_scale_min)
+    logits, means, log_scales = _split_params(y_hat, log_scale_min)  # each (B, T, K)
+    u_mix, u_log = _sampling_uniforms(logits, generator, uniforms)
+    # Gumbel-max: the argmax of logits + Gumbel noise is a draw of the component k
+    choice = torch.argmax(logits - torch.log(-torch.log(u_mix)), dim=-1, keepdim=True)
+    mu = torch.gather(means, -1, choice).squeeze(-1)
+    log_s = torch.gather(log_scales, -1, choice).squeeze(-1)
+    # a logistic draw by its inverse CDF: mu + s·log(u / (1 - u))
+    x = mu + torch.exp(log_s) * (torch.log(u_log) - torch.log(1.0 - u_log))
+    x = torch.clamp(x, -1.0, 1.0)
+    return x[:, 0] if single_step else x
+
+
+def _sampling_uniforms(logits, generator, uniforms):
+    """The sampler's ``(u_mix (B, T, K), u_log (B, T))``: given, or drawn in r9y9's order."""
     if uniforms is None:
         # fresh contiguous (B, T, K) and (B, T) tensors, filled in r9y9's memory order
         opts = dict(dtype=logits.dtype, device=logits.device)
         u_mix = torch.empty(logits.shape, **opts).uniform_(*UNIFORM_RANGE, generator=generator)
-        u_log = torch.empty(means.shape[:2], **opts).uniform_(*UNIFORM_RANGE, generator=generator)
-    else:
-        u_mix, u_log = uniforms
-        u_mix = u_mix.reshape(logits.shape).to(logits)
-        u_log = u_log.reshape(means.shape[:2]).to(means)
-    choice = torch.argmax(logits - torch.log(-torch.log(u_mix)), dim=-1, keepdim=True)
-    mu = torch.gather(means, -1, choice).squeeze(-1)
-    log_s = torch.gather(log_scales, -1, choice).squeeze(-1)
-    x = mu + torch.exp(log_s) * (torch.log(u_log) - torch.log(1.0 - u_log))
-    x = torch.clamp(x, -1.0, 1.0)
-    return x[:, 0] if single_step else x
+        u_log = torch.empty(logits.shape[:2], **opts).uniform_(*UNIFORM_RANGE, generator=generator)
+        return u_mix, u_log
+    u_mix, u_log = uniforms
+    return u_mix.reshape(logits.shape).to(logits), u_log.reshape(logits.shape[:2]).to(logits)
 
 
 def mixture_pdf(
@@ -193,8 +193,6 @@ def mixture_pdf(
     -------
     grid : torch.Tensor, shape (G,)
     prob : torch.Tensor, shape (G,) or (B, G)
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     y_hat_t = torch.as_tensor(y_hat_t, dtype=torch.float32)
     single = y_hat_t.dim() == 1

@@ -9,9 +9,10 @@ import pytest
 from synthsep_lib import audio
 from synthsep_lib.config import load_profile
 from synthsep_lib.evaluation import metrics as metrics_module
-from synthsep_lib.evaluation import runner, tables
+from synthsep_lib.evaluation import paper_numbers, tables
 from synthsep_lib.mixing import MANIFEST_COLUMNS, write_test_manifest
-from synthsep_lib.runs import RunPaths
+from synthsep_lib.pipeline import scoring as runner
+from synthsep_lib.pipeline.runs import RunPaths
 
 SR = 22050
 PAIRS = 5
@@ -33,7 +34,7 @@ def run(tmp_path):
         )
         for method, noise in (("input", 0.1), ("ibm-gt", 0.01)):
             out = source + noise * rng.standard_normal(SR).astype(np.float32)
-            audio.save_wav(runner.output_path(paths, method, pair), out, SR, subtype="FLOAT")
+            audio.save_wav(paths.output_wav(method, pair), out, SR, subtype="FLOAT")
         rows.append(
             {c: 0 for c in MANIFEST_COLUMNS}
             | {
@@ -81,7 +82,7 @@ def test_a_changed_output_is_rescored(run, counted):
     cfg = load_profile("reduced")
     runner.evaluate_outputs(run, cfg, n_jobs=1, progress=False)
     reference = audio.load_wav(run.test_audio / "002_source.wav", SR)
-    audio.save_wav(runner.output_path(run, "input", 2), reference, SR, subtype="FLOAT")
+    audio.save_wav(run.output_wav("input", 2), reference, SR, subtype="FLOAT")
     table = runner.evaluate_outputs(run, cfg, n_jobs=1, progress=False)
     assert len(counted) == 2 * PAIRS + 1
     assert np.isinf(table.query("method == 'input' and pair == 2")["si_sdr"]).all()
@@ -119,7 +120,7 @@ def test_missing_manifest_names_chapter_one(tmp_path):
 def test_table_one_marks_rows_not_run_and_sits_beside_the_paper(run, counted):
     scores = runner.evaluate_outputs(run, load_profile("reduced"), n_jobs=1, progress=False)
     table = tables.table_one(scores)
-    assert list(table.index[:7]) == list(tables.PAPER_TABLE_ONE.index)
+    assert list(table.index[:7]) == list(paper_numbers.TABLE_ONE.index)
     assert table.loc["Input", "status"] == "computed" and table.loc["Input", "files"] == PAIRS
     assert table.loc["Proposed", "status"] == "not run" and np.isnan(table.loc["Proposed", "STOI"])
     assert table.loc["B1-gt", "paper PESQ"] == 3.26
@@ -137,6 +138,7 @@ def test_timing_table_projects_the_real_time_factor(tmp_path):
     timing = tables.timing_table(runner.read_timings(paths))
     assert timing.loc["B1", "rtf"] == pytest.approx(0.5)
     assert timing.loc["B1", "projected hours (100 files)"] == pytest.approx(0.5 * 657 / 3600)
+    assert timing.loc["B1", "paper hours"] == 0.5
     assert timing.loc["B1", "paper hours"] == 0.5
 
 
@@ -156,9 +158,7 @@ def test_table_one_counts_undefined_values_instead_of_faking_them():
 
 
 def test_a_silent_output_is_scored_as_undefined_not_fatal(run):
-    audio.save_wav(
-        runner.output_path(run, "input", 3), np.zeros(SR, np.float32), SR, subtype="FLOAT"
-    )
+    audio.save_wav(run.output_wav("input", 3), np.zeros(SR, np.float32), SR, subtype="FLOAT")
     with pytest.warns(metrics_module.MetricWarning, match="003.wav"):
         table = runner.evaluate_outputs(
             run,
@@ -176,7 +176,7 @@ def test_a_silent_output_is_scored_as_undefined_not_fatal(run):
 def test_the_cache_forgets_scores_of_rewritten_outputs(run, counted):
     cfg = load_profile("reduced")
     runner.evaluate_outputs(run, cfg, n_jobs=1, progress=False)
-    out = runner.output_path(run, "input", 1)
+    out = run.output_wav("input", 1)
     audio.save_wav(out, 0.5 * audio.load_wav(out, SR), SR, subtype="FLOAT")
     runner.evaluate_outputs(run, cfg, n_jobs=1, progress=False)
     cache = pd.read_csv(run.eval / "metrics.csv")

@@ -1,4 +1,4 @@
-"""B1 and B1-gt: the linear-spectrum encoder's estimate turned into audio (PAPER_FACTS §5).
+"""B1 and B1-gt: the linear encoder's estimate turned into audio (original_code.md#oc-b1-oracles).
 
 The paper's baseline B1 is the same encoder as the proposed system, trained to estimate
 the target's **normalised 512-bin linear spectrum** instead of its mel (Chapter 2's
@@ -20,15 +20,13 @@ there are T = L / 256 frames. Both resyntheses put frame m back at sample ``256 
 so their outputs start on the same sample as ``NNN_source.wav`` (lead-in included: no
 shift is needed) and have ``T·256 + 1024`` samples; the last 1024 are only the overhang
 of the final frames. As the paper's Matlab evaluation truncated its ISTFT outputs to
-``length(source)`` (PAPER_FACTS §8), the outputs are cut to L with
+``length(source)`` (original_code.md#oc-evaluation), the outputs are cut to L with
 :func:`~.resynthesis.match_length`.
 
 **Scale.** The encoder's target is the *scaled* target ``scale · s1`` (``NNN_target.wav``,
 scale 0.67–1 from the mixture's peak normalisation), so B1 and B1-gt estimate that
 level; the phase comes from the unscaled s1 (the scale does not change a phase). Both
 keep the ≈ 1.5 gain of the authors' ISTFT (:mod:`.resynthesis`).
-
-Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation).
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from .resynthesis import _as_signal, _features, griffin_lim_paper, istft_paper, 
 __all__ = ["linear_magnitude", "b1_griffin_lim", "b1_true_phase"]
 
 
-def linear_magnitude(linear_norm, cfg) -> np.ndarray:
+def linear_magnitude(linear_norm, features) -> np.ndarray:
     """The encoder's normalised linear spectrum → STFT magnitude, as B1 used it.
 
     ``audio.denormalise_linear`` (values clipped to [0, 1] ↦ [−50, +30] dB ↦ amplitude
@@ -54,7 +52,7 @@ def linear_magnitude(linear_norm, cfg) -> np.ndarray:
     ----------
     linear_norm : array_like, shape (T, linear_bins)
         Normalised linear spectrum, e.g. ``encoder/b1/test/NNN.npy``.
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
 
     Returns
     -------
@@ -64,10 +62,8 @@ def linear_magnitude(linear_norm, cfg) -> np.ndarray:
     ------
     ValueError
         If ``linear_norm`` is not (frames >= 1, ``linear_bins``) or holds NaN/inf.
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     arr = np.asarray(linear_norm)
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != feat.linear_bins:
         raise ValueError(
@@ -79,7 +75,9 @@ def linear_magnitude(linear_norm, cfg) -> np.ndarray:
     return np.pad(amplitude, ((0, 0), (0, n_bins - feat.linear_bins)))
 
 
-def b1_griffin_lim(linear_norm, cfg, n_iter: int = 100, seed=0, *, method="paper", length=None):
+def b1_griffin_lim(
+    linear_norm, features, n_iter: int = 100, seed=0, *, method="paper", length=None
+):
     """B1: the estimated linear magnitude with a Griffin–Lim phase (``P/Test.py``).
 
     :func:`linear_magnitude`, then :func:`~.resynthesis.griffin_lim_paper` (the authors'
@@ -89,7 +87,7 @@ def b1_griffin_lim(linear_norm, cfg, n_iter: int = 100, seed=0, *, method="paper
     ----------
     linear_norm : array_like, shape (T, linear_bins)
         Normalised linear spectrum (``encoder/b1/test/NNN.npy``).
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
     n_iter : int, default 100
     seed : int or numpy.random.Generator, default 0
         Random start of Griffin–Lim (the runner uses the pair number).
@@ -102,20 +100,19 @@ def b1_griffin_lim(linear_norm, cfg, n_iter: int = 100, seed=0, *, method="paper
     Returns
     -------
     numpy.ndarray, float64, shape (T·256 + 1024,) or (length,)
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     wav = griffin_lim_paper(linear_magnitude(linear_norm, feat), feat, n_iter, seed, method=method)
     return wav if length is None else match_length(wav, length)
 
 
-def b1_true_phase(linear_norm, target_unscaled, cfg, *, normalise_window=False) -> np.ndarray:
+def b1_true_phase(linear_norm, target_unscaled, features, *, normalise_window=False) -> np.ndarray:
     """B1-gt: the estimated linear magnitude with the target's true phase (``P/Test.py``).
 
     :func:`linear_magnitude`, the phase of ``audio.linear_stft`` of the **unscaled**
-    target s1 (the authors' ``−angle`` of the librosa STFT of that era, PAPER_FACTS §5),
-    :func:`~.resynthesis.istft_paper`, cut to ``len(s1)``.
+    target s1 (the authors' ``−angle`` of the librosa STFT of that era, see
+    original_code.md#oc-b1-oracles), :func:`~.resynthesis.istft_paper`, cut to
+    ``len(s1)``.
 
     Parameters
     ----------
@@ -123,7 +120,7 @@ def b1_true_phase(linear_norm, target_unscaled, cfg, *, normalise_window=False) 
         Normalised linear spectrum (``encoder/b1/test/NNN.npy``).
     target_unscaled : array_like, shape (L,)
         s1 (``NNN_source.wav``), L a multiple of 256.
-    cfg : FeatureConfig or Profile
+    features : FeatureConfig or Profile
     normalise_window : bool, default False
         Use the normalised ISTFT instead of the authors' (≈ 1.5 gain).
 
@@ -135,10 +132,8 @@ def b1_true_phase(linear_norm, target_unscaled, cfg, *, normalise_window=False) 
     ------
     ValueError
         If ``linear_norm`` does not have one frame per 256 samples of s1.
-
-    Used in: Chapter 4 (04_baselines)
     """
-    feat = _features(cfg)
+    feat = _features(features)
     s1 = _as_signal(target_unscaled, "target_unscaled")
     phase = np.angle(audio.linear_stft(s1, feat))
     magnitude = linear_magnitude(linear_norm, feat)

@@ -1,7 +1,7 @@
 """The published LJSpeech WaveNet of r9y9: download, verify and load it (the paper's decoder).
 
 r9y9 published the checkpoint the paper decodes with, and its hyper-parameters, as two
-Dropbox files (DATASETS.md §4)::
+Dropbox files (see original_code.md#oc-wavenet-checkpoint)::
 
     20180510_mixture_lj_checkpoint_step000320000_ema.pth   EMA weights, r9y9 format
     20180510_mixture_lj_checkpoint_step000320000_ema.json  the preset (r9y9 hparams)
@@ -18,8 +18,6 @@ The checkpoint uses the names of the old ``torch.nn.utils.weight_norm``
 ``<module>.parametrizations.weight.original0`` / ``original1``.
 :func:`~synthsep_lib.vocoder.wavenet.load_r9y9_checkpoint` translates between the two,
 so :func:`load_pretrained_wavenet` loads the file as published.
-
-Used in: Chapter 3 (03_wavenet_vocoder) with the ``paper`` profile.
 """
 
 from __future__ import annotations
@@ -35,8 +33,8 @@ from typing import Any
 
 import torch
 
-from data_scripts.download import MIRROR_ENV, ChecksumMismatchError, DownloadError
-from synthsep_lib.runs import atomic_path, write_json_atomic
+from synthsep_lib.files import atomic_path, write_json_atomic
+from synthsep_lib.pipeline.downloads import MIRROR_ENV, ChecksumMismatchError, DownloadError
 from synthsep_lib.vocoder.wavenet import WaveNet, WaveNetConfig, load_r9y9_checkpoint
 
 __all__ = [
@@ -59,7 +57,8 @@ CHECKPOINT_NAME = "20180510_mixture_lj_checkpoint_step000320000_ema.pth"
 PRESET_NAME = "20180510_mixture_lj_checkpoint_step000320000_ema.json"
 
 #: File name → download URL, as in r9y9's README with ``dl=0`` (an HTML preview page)
-#: changed to ``dl=1`` (the file itself, after redirects; DATASETS.md §4.1).
+#: changed to ``dl=1`` (the file itself, after redirects; see
+#: original_code.md#oc-wavenet-checkpoint).
 PUBLISHED_URLS: dict[str, str] = {
     CHECKPOINT_NAME: f"https://www.dropbox.com/s/zdbfprugbagfp2w/{CHECKPOINT_NAME}?dl=1",
     PRESET_NAME: f"https://www.dropbox.com/s/0vsd7973w20eskz/{PRESET_NAME}?dl=1",
@@ -228,7 +227,7 @@ def fetch_pretrained_wavenet(
     base_url : str, optional
         URL of a folder serving both files under their names. Default:
         ``$SYNTHSEP_MIRROR`` if that environment variable is set (the mirror root of
-        ``data_scripts.download``), else the Dropbox URLs of :data:`PUBLISHED_URLS`.
+        ``synthsep_lib.pipeline.downloads``), else the Dropbox URLs of :data:`PUBLISHED_URLS`.
     progress : bool
         Show a download progress bar (bytes).
 
@@ -249,8 +248,6 @@ def fetch_pretrained_wavenet(
     ValueError
         ``expected_sha256`` names an unknown file or is not a sha256; the ledger is
         damaged.
-
-    Used in: Chapter 3 (03_wavenet_vocoder) with the ``paper`` profile.
     """
     dest = Path(dest).expanduser()
     expected = _expected_hashes(expected_sha256)
@@ -317,8 +314,6 @@ def wavenet_config_from_preset(preset: str | os.PathLike | Mapping[str, Any]) ->
         ≠ ``"Logistic"``), a ``hop_size`` other than the product of ``upsample_scales``,
         a value of the wrong type, or values ``WaveNetConfig`` rejects. The message names
         the preset and the key.
-
-    Used in: Chapter 3 (03_wavenet_vocoder) with the ``paper`` profile.
     """
     if isinstance(preset, Mapping):
         source, hparams = "the preset", dict(preset)
@@ -410,8 +405,6 @@ def load_pretrained_wavenet(
         As for :func:`fetch_pretrained_wavenet` and :func:`wavenet_config_from_preset`.
     KeyError
         The checkpoint's tensors do not match the preset's model (all keys named).
-
-    Used in: Chapter 3 (03_wavenet_vocoder) with the ``paper`` profile.
     """
     files = fetch_pretrained_wavenet(
         dest, expected_sha256=expected_sha256, base_url=base_url, progress=progress

@@ -2,11 +2,10 @@
 
 The encoder sees fixed-length blocks of 64 spectrogram frames (about 0.74 s). In
 training, each utterance contributes ``round(T / 64)`` blocks at random start frames
-(PAPER_FACTS §2.7). At test time an utterance is cut into consecutive blocks, the last
-one moved back to end exactly at frame T, and the predictions are stitched back together
-with later blocks overwriting the overlap (§2.8). Pure functions only.
-
-Used in: Chapter 2 (02_encoder), evaluation chapters.
+(see original_code.md#oc-training-blocks). At test time an utterance is cut into
+consecutive blocks, the last one moved back to end exactly at frame T, and the
+predictions are stitched back together with later blocks overwriting the overlap (see
+original_code.md#oc-test-blocks). Pure functions only.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ __all__ = [
     "stitch_blocks",
 ]
 
-#: Frames per encoder block (``batchLen`` in the original, PAPER_FACTS §1).
+#: Frames per encoder block (``batchLen`` in the original, see original_code.md#oc-constants).
 BLOCK_FRAMES = 64
 
 
@@ -48,7 +47,7 @@ def count_blocks(num_frames: int, block_frames: int = BLOCK_FRAMES) -> int:
     """Training blocks drawn from an utterance: Python ``round(T / 64)``.
 
     Python 3's ``round`` rounds half to even, as the original (``Nsamples``,
-    PAPER_FACTS §2.7): 96 frames → 2 blocks, 160 → 2, 90 → 1.
+    see original_code.md#oc-training-blocks): 96 frames → 2 blocks, 160 → 2, 90 → 1.
 
     Parameters
     ----------
@@ -60,8 +59,6 @@ def count_blocks(num_frames: int, block_frames: int = BLOCK_FRAMES) -> int:
     Returns
     -------
     int
-
-    Used in: Chapter 2 (02_encoder).
     """
     return round(int(num_frames) / block_frames)
 
@@ -75,8 +72,8 @@ def sample_block_starts(
     """Random training block starts: ``floor(u · (T − 64))`` for ``round(T/64)`` draws.
 
     Each u comes from one ``rng.random()`` call, in order, so a ``random.Random``
-    reproduces the original's draws (PAPER_FACTS §2.7); a ``numpy.random.Generator``
-    works too. Starts lie in [0, T − 64) (0 when T = 64) and may overlap.
+    reproduces the original's draws (original_code.md#oc-training-blocks); a
+    ``numpy.random.Generator`` works too. Starts lie in [0, T − 64) (0 when T = 64) and may overlap.
 
     Parameters
     ----------
@@ -98,10 +95,9 @@ def sample_block_starts(
     ------
     ShortUtteranceError
         If T < ``block_frames``.
-
-    Used in: Chapter 2 (02_encoder).
     """
     t = _check_frames(num_frames, block_frames, utterance_id)
+    # round(T / 64) blocks, each starting at a uniformly drawn frame in [0, T - 64)
     n = count_blocks(t, block_frames)
     u = np.array([float(rng.random()) for _ in range(n)], dtype=np.float64)
     return np.floor(u * (t - block_frames)).astype(np.int64)
@@ -128,8 +124,6 @@ def extract_blocks(features: np.ndarray, starts, block_frames: int = BLOCK_FRAME
     ------
     ValueError
         If a block would run outside the array.
-
-    Used in: Chapter 2 (02_encoder), evaluation chapters.
     """
     features = np.asarray(features)
     if features.ndim < 1:
@@ -151,8 +145,8 @@ def inference_block_starts(
 ) -> np.ndarray:
     """Test-time block starts: ``arange(0, T, 64)`` with the last replaced by T − 64.
 
-    PAPER_FACTS §2.8. Example (§2.9): T = 90 → [0, 26]; frames 26–63 end up taken from
-    the second block when stitching. T = 128 → [0, 64]; T = 64 → [0].
+    See original_code.md#oc-test-blocks. Example (original_code.md#oc-worked-example):
+    T = 90 → [0, 26]; frames 26–63 end up taken from the second block when stitching. T = 128 → [0, 64]; T = 64 → [0].
 
     Parameters
     ----------
@@ -171,12 +165,10 @@ def inference_block_starts(
     ------
     ShortUtteranceError
         If T < ``block_frames``.
-
-    Used in: Chapter 2 (02_encoder), evaluation chapters.
     """
     t = _check_frames(num_frames, block_frames, utterance_id)
-    starts = np.arange(0, t, block_frames, dtype=np.int64)
-    starts[-1] = t - block_frames
+    starts = np.arange(0, t, block_frames, dtype=np.int64)  # blocks end to end from frame 0
+    starts[-1] = t - block_frames  # the last block moved back to end at the last frame
     return starts
 
 
@@ -195,8 +187,6 @@ def split_into_blocks(
     -------
     blocks : numpy.ndarray, shape (ceil(T/64), 64, ...)
     starts : numpy.ndarray of int64, shape (ceil(T/64),)
-
-    Used in: Chapter 2 (02_encoder), evaluation chapters.
     """
     features = np.asarray(features)
     starts = inference_block_starts(features.shape[0], block_frames, utterance_id)
@@ -204,7 +194,7 @@ def split_into_blocks(
 
 
 def stitch_blocks(blocks: np.ndarray, starts, num_frames: int) -> np.ndarray:
-    """Put (predicted) blocks back into one (T, ...) array (PAPER_FACTS §2.8).
+    """Put (predicted) blocks back into one (T, ...) array (see original_code.md#oc-test-blocks).
 
     Blocks are written in order; where blocks overlap, the later one overwrites the
     earlier one, as in the original. ``stitch_blocks(*split_into_blocks(x), len(x))``
@@ -228,9 +218,16 @@ def stitch_blocks(blocks: np.ndarray, starts, num_frames: int) -> np.ndarray:
     ValueError
         If shapes disagree, a block runs outside [0, T) or some frame is covered by no
         block.
-
-    Used in: Chapter 2 (02_encoder), evaluation chapters.
     """
+    blocks, starts, t = _check_stitching(blocks, starts, num_frames)
+    out = np.zeros((t,) + blocks.shape[2:], dtype=blocks.dtype)
+    for block, start in zip(blocks, starts, strict=True):
+        out[start : start + len(block)] = block  # a later block overwrites the overlap
+    return out
+
+
+def _check_stitching(blocks, starts, num_frames: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(blocks, starts, T)`` as arrays, checked to tile all T frames; else ValueError."""
     blocks = np.asarray(blocks)
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     if blocks.ndim < 2 or blocks.shape[0] != starts.shape[0]:
@@ -245,14 +242,12 @@ def stitch_blocks(blocks: np.ndarray, starts, num_frames: int) -> np.ndarray:
         raise ValueError(
             f"block start(s) {starts[bad].tolist()} put a {b}-frame block outside {t} frames"
         )
-    out = np.zeros((t,) + blocks.shape[2:], dtype=blocks.dtype)
     covered = np.zeros(t, dtype=bool)
-    for block, start in zip(blocks, starts, strict=True):
-        out[start : start + b] = block
+    for start in starts:
         covered[start : start + b] = True
     if not covered.all():
         gaps = np.flatnonzero(~covered)
         raise ValueError(
             f"{gaps.size} of {t} frames are covered by no block (first: frame {gaps[0]})"
         )
-    return out
+    return blocks, starts, t

@@ -7,7 +7,7 @@ is); :func:`write_signal_outputs` applies any of them to the test set and writes
 ``runs/<profile>/outputs/<method>/<pair:03d>.wav`` with a ``timing.csv``:
 
 ===================  ========================  ==============================================
-method (folder)      needs                     what it is (PAPER_FACTS §5)
+method (folder)      needs                     what it is (original_code.md#oc-b1-oracles)
 ===================  ========================  ==============================================
 ``input``            mixture                   the mixture itself (Table I "Input")
 ``proposed-res-gt``  proposed estimate, s1     estimated mel → W⁺ + target residual, s1 phase
@@ -25,46 +25,34 @@ the scaled ``NNN_target.wav`` whose mel the encoder learns, "noise" ``NNN_noise.
 evaluation truncated to ``length(source)``; all start on the same sample as s1, see
 :mod:`.linear`); WAVs are 32-bit float, so the ≈ 1.5 gain of the authors' ISTFT
 survives.
-
-Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import audio
-from ..mixing import read_test_manifest
-from ..runs import (
-    RunPaths,
-    file_sha1,
-    read_timing,
-    require_artifact,
-    reset_if_stale,
-    write_timing,
-)
-from .linear import b1_griffin_lim, b1_true_phase
-from .oracles import ideal_binary_mask, mel_griffin_lim, proposed_res_gt, target_mel
-from .resynthesis import _features
+from ..audio import target_mel
+from ..baselines.b1 import b1_griffin_lim, b1_true_phase
+from ..baselines.oracles import ideal_binary_mask, mel_griffin_lim, proposed_res_gt
+from ..baselines.resynthesis import _features
+from ..files import file_sha1
+from .runs import CHAPTER_ENCODER, RunPaths, read_timing, require_artifact
+from .test_set import load_test_signal, run_over_test_set, test_rows, wav_writer
 
 __all__ = [
     "SignalMethod",
     "METHODS",
     "encoder_seconds",
     "estimates_sha1",
+    "load_estimate",
     "write_signal_outputs",
 ]
-
-CHAPTER_ONE = "Chapter 1 (01_data_simulation)"
-CHAPTER_TWO = "Chapter 2 (02_encoder)"
 
 
 @dataclass(frozen=True)
@@ -85,8 +73,6 @@ class SignalMethod:
         ``compute(inputs, row, feat) -> (L,) waveform``: ``inputs`` maps the kinds of
         ``signals`` (float arrays (L,)) and, if needed, ``"estimate"`` ((L/256, F)) to
         arrays; ``row`` is the manifest row; ``feat`` the FeatureConfig.
-
-    Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
 
     description: str
@@ -157,44 +143,40 @@ METHODS = {
 }
 
 
-def _estimate_path(paths: RunPaths, variant: str, pair: int) -> Path:
-    return paths.encoder_estimates(variant) / f"{pair:03d}.npy"
-
-
 def estimates_sha1(paths: RunPaths, variant: str, pairs) -> str:
     """SHA-1 over the SHA-1s of one encoder's test estimates of ``pairs`` (all must exist;
-    a missing one names Chapter 2): what outputs made from them are stamped with.
-
-    Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines)
-    """
+    a missing one names Chapter 2): what outputs made from them are stamped with."""
     digest = hashlib.sha1()
     for pair in pairs:
-        path = require_artifact(_estimate_path(paths, variant, pair), CHAPTER_TWO)
+        path = require_artifact(paths.encoder_estimate(variant, pair), CHAPTER_ENCODER)
         digest.update(f"{pair}:{file_sha1(path)};".encode())
     return digest.hexdigest()
 
 
 def encoder_seconds(paths: RunPaths, variant: str, pair: int) -> float:
-    """Seconds the encoder took for one test mixture (``NNN.json`` beside its estimate).
+    """Seconds the encoder took for one test mixture (its estimates' ``timing.csv``).
 
     Methods that decode an estimate add it to their own time, so their ``timing.csv``
     times the whole system.
-
-    Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines)
     """
-    path = _estimate_path(paths, variant, pair).with_suffix(".json")
-    return float(json.loads(require_artifact(path, CHAPTER_TWO).read_text())["seconds"])
+    path = require_artifact(paths.encoder_estimates(variant) / "timing.csv", CHAPTER_ENCODER)
+    timing = read_timing(path)
+    if int(pair) not in timing:
+        raise FileNotFoundError(f"{path} has no row for pair {pair}: run {CHAPTER_ENCODER} first")
+    return float(timing[int(pair)]["seconds"])
 
 
-def _load_estimate(paths: RunPaths, variant: str, pair: int, n_samples: int, feat) -> np.ndarray:
-    path = _estimate_path(paths, variant, pair)
+def load_estimate(paths: RunPaths, variant: str, row: dict, feat) -> np.ndarray:
+    """An encoder's estimate of one test pair, checked against the pair's length."""
+    path = require_artifact(paths.encoder_estimate(variant, row["pair"]), CHAPTER_ENCODER)
     estimate = np.load(path)
     bins = feat.num_mels if variant == "proposed" else feat.linear_bins
-    expected = (n_samples // feat.hop_size, bins)
+    expected = (int(row["num_samples"]) // feat.hop_size, bins)
     if estimate.shape != expected:
         raise ValueError(
             f"{path} has shape {estimate.shape}; expected {expected} for the "
-            f"{n_samples}-sample test pair {pair}: rerun {CHAPTER_TWO} on this test set"
+            f"{int(row['num_samples'])}-sample test pair {row['pair']}: rerun "
+            f"{CHAPTER_ENCODER} on this test set"
         )
     return estimate
 
@@ -206,18 +188,12 @@ def write_signal_outputs(
 
     Reads Chapter 1's manifest and test WAVs and, for ``proposed-res-gt``, ``b1`` and
     ``b1-gt``, Chapter 2's estimates (see :data:`METHODS`). For each pair p and method m
-    it writes ``paths.outputs(m)/<p:03d>.wav`` (float WAV, atomic, length of
-    ``NNN_source.wav``) and keeps ``paths.outputs(m)/timing.csv``
-    (:data:`synthsep_lib.runs.TIMING_COLUMNS`: ``seconds`` of computation excluding
-    file I/O — for methods that decode an encoder estimate, plus the encoder's time,
-    :func:`encoder_seconds` — and ``audio_seconds`` of output) up to date after every pair.
-
-    Resumable and stale-safe: outputs already there are skipped and keep their timing
-    row, unless their folder's ``MADE_FROM`` stamp shows they were made from another
-    test manifest or — for the methods that use an estimate — other estimate files
-    (the stamp holds a SHA-1 over the SHA-1s of that encoder's estimates, so a retrained
-    encoder invalidates them); then the folder's WAVs and timings are deleted first.
-    Delete a folder to recompute it.
+    it writes ``paths.output_wav(m, p)`` (float WAV, atomic, length of
+    ``NNN_source.wav``) and ``timing.csv`` (``seconds`` of computation excluding file
+    I/O — for methods that decode an encoder estimate, plus the encoder's time,
+    :func:`encoder_seconds` — and ``audio_seconds`` of output), through
+    :func:`synthsep_lib.pipeline.test_set.run_over_test_set`: resumable, and outputs
+    made from another test manifest or other estimates are deleted first.
 
     Parameters
     ----------
@@ -232,96 +208,59 @@ def write_signal_outputs(
     Returns
     -------
     pandas.DataFrame
-        One row per (method, pair): ``method``, ``pair``, ``path``, ``written`` (False
-        when skipped), ``seconds`` (NaN if skipped without a timing row).
+        One row per (method, pair) with :data:`~synthsep_lib.pipeline.test_set.OUTPUT_COLUMNS`.
 
     Raises
     ------
     FileNotFoundError
         If the manifest or a needed test WAV is missing ("run Chapter 1
         (01_data_simulation) first"), or an estimate a method needs ("run Chapter 2
-        (02_encoder) first"); checked for all pairs before anything is written.
+        (02_encoder) first"); estimates are checked for all pairs before anything is
+        written.
     ValueError
         For an unknown method, a test WAV whose length differs from the manifest, or an
         estimate of the wrong shape.
-
-    Used in: Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
     feat = _features(cfg)
     methods = list(methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
-    manifest = read_test_manifest(require_artifact(paths.test_manifest, CHAPTER_ONE))
-    test_audio = require_artifact(paths.test_audio, CHAPTER_ONE)
-    rows = manifest.to_dict("records")
-    pairs = [int(row["pair"]) for row in rows]
-
-    # Outputs made from another test set or other encoder estimates are removed.
-    manifest_sha1 = file_sha1(paths.test_manifest)
-    variants = sorted({METHODS[m].estimate for m in methods} - {None})
-    estimates_sha1s = {v: estimates_sha1(paths, v, pairs) for v in variants}
+    rows = test_rows(paths)
+    pairs = [int(r["pair"]) for r in rows]
+    # What the outputs are made from; a retrained encoder (new estimates) invalidates them.
+    made_from = {v: file_sha1(paths.test_manifest) for v in (None, "proposed", "b1")}
+    for variant in sorted({METHODS[m].estimate for m in methods} - {None}):
+        made_from[variant] += f"; encoder/{variant} estimates "
+        made_from[variant] += estimates_sha1(paths, variant, pairs)
+    tables = []
     for method in methods:
-        variant = METHODS[method].estimate
-        made_from = manifest_sha1
-        if variant is not None:
-            made_from += f"; encoder/{variant} estimates {estimates_sha1s[variant]}"
-        reset_if_stale(paths.outputs(method), made_from, pattern="[0-9]*.wav")
-        if not any(paths.outputs(method).glob("[0-9]*.wav")):
-            (paths.outputs(method) / "timing.csv").unlink(missing_ok=True)
-    timing_paths = {m: paths.outputs(m) / "timing.csv" for m in methods}
-    timings = {m: read_timing(timing_paths[m]) for m in methods}
+        spec = METHODS[method]
 
-    records = []
-    iterator = rows
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(rows, desc="signal methods", unit="pair")
-    for row in iterator:
-        pair, n_samples = int(row["pair"]), int(row["num_samples"])
-        outputs = {m: paths.outputs(m) / f"{pair:03d}.wav" for m in methods}
-        todo = [m for m in methods if not outputs[m].exists()]
-        inputs: dict[str, np.ndarray] = {}
-        kinds = {"source"}.union(*(METHODS[m].signals for m in todo)) if todo else set()
-        for kind in sorted(kinds):
-            wav_path = require_artifact(test_audio / f"{pair:03d}_{kind}.wav", CHAPTER_ONE)
-            inputs[kind] = audio.load_wav(wav_path, feat.sample_rate).astype(np.float64)
-            if inputs[kind].shape[0] != n_samples:
-                raise ValueError(
-                    f"{wav_path} has {inputs[kind].shape[0]} samples, the manifest says "
-                    f"{n_samples}; rerun {CHAPTER_ONE}"
-                )
-        estimates = {
-            v: _load_estimate(paths, v, pair, n_samples, feat)
-            for v in {METHODS[m].estimate for m in todo} - {None}
-        }
-        for method in methods:
-            seconds = np.nan
-            spec = METHODS[method]
-            if method in todo:
-                given = inputs | ({"estimate": estimates[spec.estimate]} if spec.estimate else {})
+        def produce(group, spec=spec):
+            for row in group:
+                inputs = {
+                    kind: load_test_signal(paths, row, kind, feat.sample_rate).astype(np.float64)
+                    for kind in sorted({"source", *spec.signals})
+                }
+                if spec.estimate:
+                    inputs["estimate"] = load_estimate(paths, spec.estimate, row, feat)
                 start = time.perf_counter()
-                wav = spec.compute(given, row, feat)
+                wav = spec.compute(inputs, row, feat)
                 seconds = time.perf_counter() - start
                 if spec.estimate:
-                    seconds += encoder_seconds(paths, spec.estimate, pair)
-                audio.save_wav(outputs[method], wav, feat.sample_rate, subtype="FLOAT")
-                timings[method][pair] = {
-                    "pair": pair,
-                    "seconds": seconds,
-                    "audio_seconds": wav.shape[0] / feat.sample_rate,
-                }
-                write_timing(timing_paths[method], timings[method])
-            elif pair in timings[method]:
-                seconds = float(timings[method][pair]["seconds"])
-            records.append(
-                {
-                    "method": method,
-                    "pair": pair,
-                    "path": str(outputs[method]),
-                    "written": method in todo,
-                    "seconds": seconds,
-                }
+                    seconds += encoder_seconds(paths, spec.estimate, row["pair"])
+                yield int(row["pair"]), wav, seconds, wav.shape[0] / feat.sample_rate
+
+        tables.append(
+            run_over_test_set(
+                method,
+                paths.outputs(method),
+                made_from[spec.estimate],
+                rows,
+                produce,
+                save=wav_writer(feat.sample_rate),
+                progress=progress,
             )
-    return pd.DataFrame(records, columns=["method", "pair", "path", "written", "seconds"])
+        )
+    return pd.concat(tables, ignore_index=True)

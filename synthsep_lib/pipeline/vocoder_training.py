@@ -1,4 +1,6 @@
-"""Training the WaveNet vocoder on clean speech, as r9y9's ``train.py`` (PAPER_FACTS §6.7).
+"""Training the WaveNet vocoder on clean speech, as r9y9's ``train.py``.
+
+See original_code.md#oc-wavenet-training.
 
 :func:`train_vocoder` trains the profile's WaveNet on the clean training utterances of
 the data split (``splits.target_train``) and leaves in ``runs/<profile>/vocoder/wavenet/``::
@@ -58,10 +60,8 @@ global batch; process r takes the r-th of ``WORLD_SIZE`` equal slices of it, and
 loss is weighted by its share of the batch's valid samples, so that the averaged
 gradient is that of one process on the whole batch. Only rank 0 writes files::
 
-    torchrun --standalone --nproc_per_node=4 -m synthsep_lib.vocoder.train \\
+    torchrun --standalone --nproc_per_node=4 -m synthsep_lib.pipeline.vocoder_training \\
         --profile paper --run-root runs --data-root data
-
-Used in: Chapter 3 (03_wavenet_vocoder)
 """
 
 from __future__ import annotations
@@ -89,16 +89,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from synthsep_lib import audio, corpora
 from synthsep_lib.config import load_profile
-from synthsep_lib.runs import (
+from synthsep_lib.files import atomic_path, file_sha1, reset_if_stale, write_json_atomic
+from synthsep_lib.pipeline.runs import (
+    CHAPTER_DATA,
+    CHAPTER_VOCODER,
     RunConfigError,
     RunPaths,
-    atomic_path,
+    check_same_settings,
     config_differences,
-    file_sha1,
     require_artifact,
-    reset_if_stale,
     splits_fingerprint,
-    write_json_atomic,
 )
 from synthsep_lib.vocoder.wavenet import (
     WaveNet,
@@ -109,8 +109,6 @@ from synthsep_lib.vocoder.wavenet import (
 )
 
 __all__ = [
-    "CHAPTER_DATA",
-    "CHAPTER_VOCODER",
     "CONFIG_NAME",
     "CHECKPOINT_NAME",
     "EMA_CHECKPOINT_NAME",
@@ -127,10 +125,6 @@ __all__ = [
     "load_trained_vocoder",
     "main",
 ]
-
-#: Chapters named in "run this first" messages.
-CHAPTER_DATA = "Chapter 1 (01_data_simulation)"
-CHAPTER_VOCODER = "Chapter 3 (03_wavenet_vocoder)"
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_NAME = "checkpoint_latest.pth"
@@ -180,8 +174,6 @@ def wavenet_config(profile) -> WaveNetConfig:
     ValueError
         If the overrides name unknown fields, or the model's hop (product of
         ``upsample_scales``) or mel bands differ from the profile's features.
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     cfg = WaveNetConfig.from_dict(profile.vocoder.model)
     feat = profile.features
@@ -211,8 +203,6 @@ def vocoder_run_config(profile, splits=None, lj=None) -> dict[str, Any]:
     -------
     dict
         ``{"profile", "features": {...}, "wavenet": {...}, "vocoder": {...}, "data": {...}}``.
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     voc = dataclasses.asdict(profile.vocoder)
     config = {
@@ -245,9 +235,7 @@ def noam_learning_rate(step: int, init_lr: float, warmup_steps: int) -> float:
     -------
     float
         2.5e-7 at step 0, 1e-3 at step 3999 and 1.118e-4 at step 320000 for the paper's
-        settings (PAPER_FACTS §6.7).
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
+        settings (see original_code.md#oc-wavenet-training).
     """
     w = float(warmup_steps)
     t = float(step) + 1.0
@@ -280,8 +268,9 @@ def cache_training_features(
 
     For each utterance: the saved audio of :meth:`corpora.LJSpeech.load_target`
     (peak 0.999, 768 zeros in front, zeros up to whole hops: M · 256 samples) and its mel
-    :func:`audio.mel_spectrogram` of ``audio[768:]`` (M frames), PAPER_FACTS §2.1. Files
-    present are kept, so an interrupted call continues; the caller clears a stale folder.
+    :func:`audio.mel_spectrogram` of ``audio[768:]`` (M frames), see
+    original_code.md#oc-lead-in. Files present are kept, so an interrupted call
+    continues; the caller clears a stale folder.
 
     Parameters
     ----------
@@ -302,8 +291,6 @@ def cache_training_features(
     ------
     ValueError
         If an utterance's mel and audio lengths disagree (names the utterance).
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     from tqdm.auto import tqdm
 
@@ -354,8 +341,6 @@ class TrainingWindows:
         If there are no utterances, or ``frames`` or ``batch_size`` is below 1.
     FileNotFoundError
         If an utterance's features are missing (names the file).
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
 
     def __init__(
@@ -400,10 +385,7 @@ class TrainingWindows:
         return self._order[1]
 
     def plan(self, step: int) -> list[tuple[int, int, int]]:
-        """The windows of batch ``step``: ``(utterance index, start frame, frames)`` each.
-
-        Used in: Chapter 3 (03_wavenet_vocoder)
-        """
+        """The windows of batch ``step``: ``(utterance index, start frame, frames)`` each."""
         n = len(self)
         first = int(step) * self.batch_size
         index = [
@@ -439,8 +421,6 @@ class TrainingWindows:
         ------
         ValueError
             If ``batch_size`` is not a multiple of ``world_size``.
-
-        Used in: Chapter 3 (03_wavenet_vocoder)
         """
         if self.batch_size % world_size:
             raise ValueError(
@@ -628,8 +608,6 @@ def train_vocoder(
     ValueError
         For inconsistent settings (window shorter than a hop, batch not divisible by
         the number of processes, model hop ≠ feature hop).
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     if isinstance(profile, str):
         profile = load_profile(profile)
@@ -661,13 +639,10 @@ def train_vocoder(
         _barrier(world)
         state = _load_state(checkpoint_path, device) if checkpoint_path.exists() else None
         if state is not None:
-            diffs = config_differences(state.get("config", {}), config, ignore=RESUMABLE_CHANGES)
-            if diffs:
-                raise RunConfigError(
-                    f"the vocoder run in {folder} was trained with other settings: "
-                    f"{'; '.join(diffs)}. Use the same settings to resume, or pass "
-                    "resume=False (or choose another run root) to train afresh."
-                )
+            stored = state.get("config", {})
+            check_same_settings(
+                stored, config, RESUMABLE_CHANGES, "vocoder", folder, "pass resume=False"
+            )
         rows: list[dict[str, float]] = list(state["history"]) if state else []
         initial = int(state["global_step"]) if state else 0
         if main_process:
@@ -903,8 +878,6 @@ def load_trained_vocoder(
         If the checkpoint is missing (names Chapter 3, which trains it).
     RunConfigError
         If the profile's features or architecture differ from the trained model's.
-
-    Used in: Chapter 3 (03_wavenet_vocoder)
     """
     if isinstance(profile, str):
         profile = load_profile(profile)
@@ -929,12 +902,9 @@ def load_trained_vocoder(
 # Command line (torchrun)
 # ---------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``python -m synthsep_lib.vocoder.train`` (or ``torchrun ... -m``).
-
-    Used in: Chapter 3 (03_wavenet_vocoder), for training on several GPUs.
-    """
+    """Command line: ``python -m synthsep_lib.pipeline.vocoder_training`` (or ``torchrun ... -m``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m synthsep_lib.vocoder.train",
+        prog="python -m synthsep_lib.pipeline.vocoder_training",
         description="Train the WaveNet vocoder of a profile on the clean training speech "
         "(run it under torchrun for several GPUs).",
     )

@@ -1,14 +1,15 @@
-"""Training B2 on waveform segments of mixtures simulated on the fly (PAPER_FACTS §7.2).
+"""Training B2 on segments of mixtures simulated on the fly (original_code.md#oc-b2-training).
 
 **Data.** As for the encoders, mixtures are never stored: for every utterance it draws,
-the feed picks an ESC-50 interferer, mixes the two by the paper's recipe (§2.6) and cuts
-``min(L // (2 · 7739), 4)`` segments of the 7739-sample input length at random starts
-``floor(u · (L − 7739))``, u uniform in [0, 1) (the authors' B2 data generator). The
+the feed picks an ESC-50 interferer, mixes the two by the paper's recipe
+(original_code.md#oc-mixing) and cuts ``min(L // (2 · 7739), 4)`` segments of the
+7739-sample input length at random starts ``floor(u · (L − 7739))``, u uniform in
+[0, 1) (the authors' B2 data generator). The
 inputs are mixture segments; the targets are the scaled target speech and the scaled
 noise at the 1603 padded-target-field samples of each segment (window samples
 3068 … 4670). Sizes are the paper's; they follow from ``profile.denoiser``.
 
-:class:`SegmentFeed` is the encoder's :class:`~synthsep_lib.encoder.feed.BlockFeed` with
+:class:`SegmentFeed` is the encoder's :class:`~synthsep_lib.pipeline.encoder_feed.BlockFeed` with
 segments instead of spectrogram blocks: the same endless stream of utterances (with the
 same seed, B2 draws them in the encoders' order), the same per-batch interferer draws,
 the same exact-resume guarantee (batch ``index`` of epoch ``e`` is a pure function of
@@ -27,55 +28,38 @@ with the same files as an encoder run (``config.json``, ``checkpoint.keras`` wit
 embedded state, ``state.json``, ``history.csv``, ``logs/``); the checkpoint is written
 after every epoch (the authors kept only the best one).
 
-**Exact resume.** As :func:`~synthsep_lib.encoder.train.train_encoder`: whole model with
+**Exact resume.** As :func:`~synthsep_lib.pipeline.encoder_training.train_encoder`: whole model with
 optimizer state (its learning rate included) in the checkpoint, batches a pure function
 of their index, random state re-derived per epoch, deterministic TensorFlow kernels —
 plus the plateau callback's memory (best validation loss, epochs waited, cooldown left),
 stored in the state and restored on resume, so the rate is cut at the same epoch as in
 an uninterrupted run.
-
-Used in: Chapter 4 (04_baselines)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
-import zipfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
+
+from synthsep_lib.pipeline.runs import CHAPTER_DATA, RunPaths, require_artifact, splits_fingerprint
 
 from .. import corpora, mixing
-from ..encoder.feed import BlockFeed, FeedError, UtterancePlan
-from ..encoder.train import (
-    CHAPTER_DATA,
+from ..baselines.denoising_wavenet import METHOD, build_denoising_wavenet
+from .encoder_feed import BlockFeed, FeedError, UtterancePlan
+from .keras_training import (
     CHECKPOINT_NAME,
-    HISTORY_NAME,
-    STATE_ENTRY,
-    STATE_NAME,
+    TrainingSetup,
     as_numpy,
-    default_strategy,
-    fit_resumable,
-    open_run_folder,
-    read_history,
+    feed_state,
+    train_resumable,
 )
-from ..runs import (
-    RunPaths,
-    atomic_path,
-    file_sha1,
-    require_artifact,
-    splits_fingerprint,
-    write_json_atomic,
-)
-from .denoising_wavenet import METHOD, build_denoising_wavenet
 
 __all__ = [
     "count_segments",
@@ -96,8 +80,9 @@ _SEGMENT_TAG = 3
 def count_segments(num_samples: int, input_length: int, max_segments: int) -> int:
     """Training segments drawn from an utterance: ``min(L // (2 · N), max_segments)``.
 
-    The authors' ``Nsamples`` (PAPER_FACTS §7.2): at N = 7739, an utterance shorter than
-    15 478 samples (0.70 s) gives none and one of 2.8 s or more gives 4.
+    The authors' ``Nsamples`` (see original_code.md#oc-b2-training): at N = 7739, an
+    utterance shorter than 15 478 samples (0.70 s) gives none and one of 2.8 s or more
+    gives 4.
 
     Parameters
     ----------
@@ -111,8 +96,6 @@ def count_segments(num_samples: int, input_length: int, max_segments: int) -> in
     Returns
     -------
     int
-
-    Used in: Chapter 4 (04_baselines)
     """
     return min(int(num_samples) // (2 * int(input_length)), int(max_segments))
 
@@ -121,7 +104,7 @@ class SegmentFeed(BlockFeed):
     """Batches of mixture segments and their speech and noise targets, for training B2.
 
     See the module docstring for the sampling scheme; everything about epochs, workers,
-    caches and determinism is :class:`~synthsep_lib.encoder.feed.BlockFeed`'s.
+    caches and determinism is :class:`~synthsep_lib.pipeline.encoder_feed.BlockFeed`'s.
 
     Parameters
     ----------
@@ -147,8 +130,6 @@ class SegmentFeed(BlockFeed):
     ------
     ValueError
         As ``BlockFeed``, or if no utterance is long enough for one segment.
-
-    Used in: Chapter 4 (04_baselines)
     """
 
     def __init__(
@@ -218,8 +199,6 @@ class SegmentFeed(BlockFeed):
         list of UtterancePlan
             In batch order; ``starts`` are **sample** indices of the segments in the
             utterance (``num_frames`` stays in frames of 256 samples).
-
-        Used in: Chapter 4 (04_baselines)
         """
         # Utterances and interferers: the stream and draws of BlockFeed (its block
         # starts are ignored); segment starts from their own generator.
@@ -302,8 +281,6 @@ def segment_feeds(lj, esc, splits, profile, **kwargs) -> tuple[SegmentFeed, Segm
     Training: ``target_train × noise_train``, ``steps_per_epoch`` batches. Validation:
     ``target_valid × noise_valid``, ``validation_steps`` batches, always epoch 0 (the
     same batches every epoch). ``kwargs`` go to both (e.g. ``workers``).
-
-    Used in: Chapter 4 (04_baselines)
     """
     cfg = profile.denoiser
     train = SegmentFeed(lj, esc, splits.target_train, splits.noise_train, profile, **kwargs)
@@ -335,8 +312,6 @@ def denoiser_run_config(profile, splits=None) -> dict[str, Any]:
     dict
         ``{"method": "b2", "profile", "features": {...}, "denoiser": {...}, "data": {...}}``
         as JSON types (lists, not tuples).
-
-    Used in: Chapter 4 (04_baselines)
     """
     config = {
         "method": METHOD,
@@ -378,53 +353,6 @@ class _Plateau(keras.callbacks.ReduceLROnPlateau):
         }
 
 
-class _Checkpoint(keras.callbacks.Callback):
-    """Saves the full model and the training state after every epoch, atomically."""
-
-    def __init__(self, folder: Path, run: dict[str, Any], history: list, plateau: _Plateau):
-        super().__init__()
-        self.folder, self.run, self.history, self.plateau = folder, run, history, plateau
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": int(epoch)}
-        row.update({key: float(as_numpy(value)) for key, value in (logs or {}).items()})
-        self.history.append(row)
-        run = self.run
-        state = {
-            "epoch": int(epoch) + 1,
-            "epochs_planned": run["epochs"],
-            "learning_rate": row.get("learning_rate"),
-            "next_learning_rate": float(as_numpy(self.model.optimizer.learning_rate)),
-            "plateau": self.plateau.memory(),
-            "optimizer_iterations": int(as_numpy(self.model.optimizer.iterations)),
-            "feed": {
-                "seed": run["seed"],
-                "next_epoch": int(epoch) + 1,
-                "steps_per_epoch": run["steps"],
-                "validation_steps": run["validation_steps"],
-                "validation_epoch": 0,
-            },
-            "rng": {
-                "scheme": (
-                    "keras.utils.set_random_seed(seed) when training starts or resumes; at "
-                    "the start of epoch e: random.seed(seed + e), numpy.random.seed(seed + e)"
-                ),
-                "seed": run["seed"],
-            },
-            "config": run["config"],
-            "history": self.history,
-            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
-        }
-        checkpoint = self.folder / CHECKPOINT_NAME
-        with atomic_path(checkpoint) as tmp:
-            self.model.save(tmp)
-            with zipfile.ZipFile(tmp, "a") as archive:
-                archive.writestr(STATE_ENTRY, json.dumps(state, indent=2, sort_keys=True))
-            sha1 = file_sha1(tmp)
-        write_json_atomic(self.folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
-
-
 def train_denoiser(
     paths: RunPaths,
     profile,
@@ -454,7 +382,7 @@ def train_denoiser(
         Its ``features`` and ``denoiser`` settings (sizes, batch, steps, epochs,
         schedule, seed, feed workers).
     lj, esc : corpora.LJSpeech, corpora.ESC50, optional
-        Corpus readers; default :func:`corpora.ensure_corpora` ``(profile, data_root)``.
+        Corpus readers; default :func:`corpora.open_corpora` ``(profile, data_root)``.
     splits : corpora.Splits, optional
         Default: ``paths.splits``.
     epochs : int, optional
@@ -462,7 +390,7 @@ def train_denoiser(
     progress : bool
         Show a tqdm progress bar.
     strategy : tf.distribute.Strategy, optional
-        Default: :func:`~synthsep_lib.encoder.train.default_strategy` (MirroredStrategy
+        Default: :func:`~synthsep_lib.pipeline.keras_training.default_strategy` (MirroredStrategy
         when several GPUs are visible).
     data_root : path-like
         Where the corpora live if ``lj`` / ``esc`` are not given.
@@ -490,36 +418,21 @@ def train_denoiser(
         If the data feed cannot make a batch; the message names the utterance and noise.
     NonFiniteLossError
         If the loss becomes NaN or infinite (the epoch is not saved).
-
-    Used in: Chapter 4 (04_baselines)
     """
     cfg = profile.denoiser
     epochs = int(cfg.epochs if epochs is None else epochs)
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
     folder = paths.baseline(METHOD)
     folder.mkdir(parents=True, exist_ok=True)
     if splits is None:
         splits = corpora.load_splits(require_artifact(paths.splits, CHAPTER_DATA))
     config = denoiser_run_config(profile, splits)
+    seed = int(cfg.seed)
 
-    state, history_rows, initial_epoch = open_run_folder(folder, config, "B2", RESUMABLE_CHANGES)
-    history_path = folder / HISTORY_NAME
-    if initial_epoch >= epochs:
-        history = read_history(history_path)
-        history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)
-        return history
-
-    if lj is None or esc is None:
-        lj, esc = corpora.ensure_corpora(profile, data_root, progress=progress)
-    train_feed, valid_feed = segment_feeds(lj, esc, splits, profile)
-    train_feed.set_epoch(initial_epoch)
-
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = default_strategy() if strategy is None else strategy
-    keras.utils.set_random_seed(int(cfg.seed))
-    with strategy.scope():
+    def setup(state, initial_epoch: int) -> TrainingSetup:
+        readers = (lj, esc) if lj is not None and esc is not None else None
+        readers = readers or corpora.open_corpora(profile, data_root)
+        train_feed, valid_feed = segment_feeds(*readers, splits, profile)
+        train_feed.set_epoch(initial_epoch)
         if state is None:
             model = build_denoising_wavenet(cfg)
             model.compile(
@@ -530,30 +443,37 @@ def train_denoiser(
             )
         else:
             model = keras.models.load_model(folder / CHECKPOINT_NAME, compile=True)
+        plateau = _Plateau(cfg, state["plateau"] if state else None)
 
-    plateau = _Plateau(cfg, state["plateau"] if state else None)
-    run = {
-        "epochs": epochs,
-        "seed": int(cfg.seed),
-        "steps": len(train_feed),
-        "validation_steps": len(valid_feed),
-        "config": config,
-    }
-    checkpoint = _Checkpoint(folder, run, history_rows, plateau)
-    fit_resumable(
-        model,
-        train_feed,
-        valid_feed,
-        folder=folder,
-        seed=int(cfg.seed),
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        checkpoint=checkpoint,
+        def trainer_state(model, epoch: int, row: dict) -> dict:
+            return {
+                "learning_rate": row.get("learning_rate"),
+                "next_learning_rate": float(as_numpy(model.optimizer.learning_rate)),
+                "plateau": plateau.memory(),
+                "feed": feed_state(train_feed, valid_feed, epoch),
+                "rng": {
+                    "scheme": (
+                        "keras.utils.set_random_seed(seed) when training starts or resumes; "
+                        "at the start of epoch e: random.seed(seed + e), "
+                        "numpy.random.seed(seed + e)"
+                    ),
+                    "seed": seed,
+                },
+            }
+
         # the plateau decision also puts the epoch's learning rate into the logs
-        after_checks=[plateau],
+        return TrainingSetup(model, train_feed, valid_feed, trainer_state, after_checks=[plateau])
+
+    return train_resumable(
+        folder,
+        config,
+        what="B2",
+        resumable=RESUMABLE_CHANGES,
+        epochs=epochs,
+        seed=seed,
+        setup=setup,
         label="B2 denoiser" if progress else None,
         callbacks=callbacks,
+        strategy=strategy,
+        deterministic=deterministic,
     )
-    history = read_history(history_path)
-    history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)
-    return history

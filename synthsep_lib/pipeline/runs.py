@@ -3,84 +3,41 @@
 Chapters talk to each other only through ``runs/<profile>/``. Every file is written
 atomically (a temporary file in the same folder, then ``os.replace``), so an
 interrupted build never leaves a half-written file that a later run would trust.
-
-Used in: every chapter.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..files import write_text_atomic
+from ..mixing import test_wav_name
+
 __all__ = [
+    "CHAPTER_DATA",
+    "CHAPTER_ENCODER",
+    "CHAPTER_VOCODER",
+    "CHAPTER_BASELINES",
     "RunPaths",
-    "atomic_path",
-    "write_text_atomic",
-    "write_json_atomic",
     "require_artifact",
-    "file_sha1",
-    "reset_if_stale",
     "RunConfigError",
     "config_differences",
+    "check_same_settings",
     "splits_fingerprint",
     "TIMING_COLUMNS",
     "read_timing",
     "write_timing",
 ]
 
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` on success.
-
-    The caller writes the whole file to the yielded path. If the block raises, the
-    temporary file is removed and ``path`` is left untouched (old content or absent).
-
-    Parameters
-    ----------
-    path : path-like
-        Final destination. Its parent folder is created if needed.
-
-    Yields
-    ------
-    pathlib.Path
-        Temporary file in the same folder (same file system, so the rename is atomic).
-        Its suffix equals that of ``path`` so writers that infer the format work.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+#: The chapters that make each kind of artifact, named when one is missing.
+CHAPTER_DATA = "Chapter 1 (01_data_simulation)"
+CHAPTER_ENCODER = "Chapter 2 (02_encoder)"
+CHAPTER_VOCODER = "Chapter 3 (03_wavenet_vocoder)"
+CHAPTER_BASELINES = "Chapter 4 (04_baselines)"
 
 
 class RunPaths:
@@ -116,14 +73,22 @@ class RunPaths:
         """``data/test/``: target, noise and mixture WAVs of the test manifest."""
         return self.data / "test"
 
+    def test_wav(self, pair: int, kind: str) -> Path:
+        """``data/test/NNN_<kind>.wav``; kind: source, target, noise or mixture."""
+        return self.test_audio / test_wav_name(pair, kind)
+
     def encoder(self, variant: str) -> Path:
         """``encoder/<variant>/`` for ``"proposed"`` (mel) or ``"b1"`` (linear)."""
         return self.root / "encoder" / variant
 
     def encoder_estimates(self, variant: str) -> Path:
         """``encoder/<variant>/test/``: ``NNN.npy`` estimates of the test mixtures and
-        ``NNN.json`` with the seconds each took (Chapter 2)."""
+        ``timing.csv`` with the seconds each took (Chapter 2)."""
         return self.encoder(variant) / "test"
+
+    def encoder_estimate(self, variant: str, pair: int) -> Path:
+        """``encoder/<variant>/test/NNN.npy``: the estimate of one test mixture."""
+        return self.encoder_estimates(variant) / f"{int(pair):03d}.npy"
 
     @property
     def vocoder(self) -> Path:
@@ -135,6 +100,10 @@ class RunPaths:
     def outputs(self, method: str) -> Path:
         """``outputs/<method>/``: one WAV per test utterance plus ``timing.csv``."""
         return self.root / "outputs" / method
+
+    def output_wav(self, method: str, pair: int) -> Path:
+        """``outputs/<method>/NNN.wav``: one method's output for one test pair."""
+        return self.outputs(method) / f"{int(pair):03d}.wav"
 
     @property
     def eval(self) -> Path:
@@ -164,58 +133,10 @@ def require_artifact(path: str | os.PathLike, chapter: str) -> Path:
     return path
 
 
-def file_sha1(path: str | os.PathLike) -> str:
-    """SHA-1 of a file's bytes (hex), used to tie artifacts to the inputs they came from."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
-
-
-STAMP_NAME = "MADE_FROM"
-
-
-def reset_if_stale(folder: str | os.PathLike, made_from: str, pattern: str = "*.wav") -> bool:
-    """Keep in ``folder`` only files made from ``made_from``; say whether it was reset.
-
-    ``folder/MADE_FROM`` records what the files in it were made from (e.g. the SHA-1 of
-    the test manifest). If it records something else, or is missing while files matching
-    ``pattern`` exist, those files are deleted *before* the new stamp is written, so
-    a run interrupted after the reset can never mistake an old file for a new one; the
-    caller then writes (and may skip) files as usual.
-
-    Parameters
-    ----------
-    folder : path-like
-        Artifact folder (created if missing).
-    made_from : str
-        Signature of the inputs, e.g. ``file_sha1(paths.test_manifest)``.
-    pattern : str
-        Glob of the files that depend on those inputs.
-
-    Returns
-    -------
-    bool
-        True if stale files were deleted.
-
-    Used in: Chapter 1 (01_data_simulation), Chapter 5 (05_evaluation).
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / STAMP_NAME
-    current = stamp.read_text(encoding="utf-8").strip() if stamp.exists() else None
-    if current == made_from:
-        return False
-    stale = sorted(folder.glob(pattern))
-    for path in stale:
-        path.unlink()
-    write_text_atomic(stamp, made_from + "\n")
-    return bool(stale)
-
-
 class RunConfigError(ValueError):
     """A training run folder was made with other settings than the current ones.
 
     Raised instead of resuming, with the differing settings named in the message.
-
-    Used in: Chapter 2 (02_encoder), Chapter 3 (03_wavenet_vocoder)
     """
 
 
@@ -244,8 +165,6 @@ def config_differences(stored: dict, current: dict, ignore: tuple[str, ...] = ()
     list of str
         Sorted, e.g. ``["vocoder.learning_rate (stored 0.001, now 0.002)"]``; a key present
         on one side only shows as ``absent`` on the other. Empty if they agree.
-
-    Used in: Chapter 2 (02_encoder), Chapter 3 (03_wavenet_vocoder)
     """
     old, new = _flatten(stored), _flatten(current)
     missing = object()
@@ -260,6 +179,37 @@ def config_differences(stored: dict, current: dict, ignore: tuple[str, ...] = ()
     return diffs
 
 
+def check_same_settings(
+    stored: dict, current: dict, resumable: tuple[str, ...], what: str, folder, restart: str
+) -> None:
+    """Refuse to resume a run made with other settings, naming every difference.
+
+    Parameters
+    ----------
+    stored, current : dict
+        The run's stored configuration and this session's.
+    resumable : tuple of str
+        Dotted keys that may change between sessions.
+    what : str
+        The model, for the message ("encoder", "vocoder" …).
+    folder : path-like
+        The run folder.
+    restart : str
+        How to train afresh instead, e.g. "delete the folder".
+
+    Raises
+    ------
+    RunConfigError
+    """
+    diffs = config_differences(stored, current, ignore=resumable)
+    if diffs:
+        raise RunConfigError(
+            f"the {what} run in {folder} was trained with other settings: {'; '.join(diffs)}. "
+            f"Use the same settings to resume, or {restart} (or choose another run root) "
+            "to train afresh."
+        )
+
+
 def splits_fingerprint(splits) -> str:
     """SHA-1 (hex) of the six lists of a data split, to tie a trained model to its data.
 
@@ -272,8 +222,6 @@ def splits_fingerprint(splits) -> str:
     -------
     str
         40 hex digits; the split's ``settings`` do not enter it.
-
-    Used in: Chapter 2 (02_encoder), Chapter 3 (03_wavenet_vocoder)
     """
     lists = {name: list(getattr(splits, name)) for name in splits.LISTS}
     return hashlib.sha1(json.dumps(lists, sort_keys=True).encode()).hexdigest()
@@ -308,8 +256,6 @@ def read_timing(path: str | os.PathLike) -> dict[int, dict[str, float]]:
     ValueError
         If a column of :data:`TIMING_COLUMNS` is missing or a value is not a number;
         the message names the file (and line).
-
-    Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
     path = Path(path)
     if not path.exists():
@@ -353,8 +299,6 @@ def write_timing(path: str | os.PathLike, rows) -> Path:
     ------
     ValueError
         If a row lacks a column or its ``pair`` differs from its key.
-
-    Used in: Chapter 3 (03_wavenet_vocoder), Chapter 4 (04_baselines), Chapter 5 (05_evaluation)
     """
     lines = [",".join(TIMING_COLUMNS)]
     for key in sorted(rows):

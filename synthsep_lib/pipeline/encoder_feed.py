@@ -2,10 +2,11 @@
 
 The paper never stores training mixtures. For every utterance it draws, the original
 generator picks an ESC-50 interferer at random, mixes it with the utterance by the
-paper's recipe (PAPER_FACTS §2.6), computes the features of the mixture and of the
-scaled target (§3) and cuts ``round(T / 64)`` blocks of 64 frames at random start frames
-(§2.7). :class:`BlockFeed` does the same as a ``keras.utils.PyDataset``, so
-``model.fit`` can run it in worker processes or threads.
+paper's recipe (original_code.md#oc-mixing), computes the features of the mixture and
+of the scaled target (original_code.md#oc-mel-spectrum) and cuts ``round(T / 64)``
+blocks of 64 frames at random start frames (original_code.md#oc-training-blocks).
+:class:`BlockFeed` does the same as a ``keras.utils.PyDataset``, so ``model.fit`` can
+run it in worker processes or threads.
 
 What a batch holds (``variant`` = ``"proposed"`` or ``"b1"``)::
 
@@ -14,7 +15,8 @@ What a batch holds (``variant`` = ``"proposed"`` or ``"b1"``)::
     target = (B, 64, F, 1) scaled target: mel (F = 80, Proposed) or linear (F = 512, B1)
 
 all float32 in [0, 1]. The original's target tensor had two more channels (a one-hot
-"which source dominates" mask) that its loss never used (§2.7); they are left out.
+"which source dominates" mask) that its loss never used
+(original_code.md#oc-training-blocks); they are left out.
 
 Determinism and exact resume
 ----------------------------
@@ -33,17 +35,17 @@ lists, whatever the worker scheduling:
 * **Which interferer and which frames.** For batch ``(e, index)`` a generator seeded
   with ``SeedSequence([seed, 1, e, index])`` draws, for each of its utterances in order,
   the interferer index (uniform over the noise list) and then ``round(T / 64)`` block
-  starts ``floor(u · (T − 64))`` (:func:`synthsep_lib.blocks.sample_block_starts`), the
+  starts ``floor(u · (T − 64))`` (:func:`synthsep_lib.spectrogram_blocks.sample_block_starts`), the
   original's order of draws.
 
 The seed does not depend on ``variant``: a Proposed and a B1 feed with the same seed and
 lists serve the same mixtures and blocks, so the two encoders see identical data.
 
 **Overflow.** The original filled a batch from 4 utterances at a time and kept up to
-``2·B`` blocks beyond the batch for the next one (§2.7). Here the blocks of the last
-utterance beyond ``B`` are **discarded**: with overflow, batch ``i`` would depend on
-batch ``i − 1`` and could not be computed from its own index by an independent worker
-(nor reproduced when resuming). About 10 % (B = 16) or 5 % (B = 32) of the drawn blocks
+``2·B`` blocks beyond the batch for the next one (original_code.md#oc-training-blocks).
+Here the blocks of the last utterance beyond ``B`` are **discarded**: with overflow,
+batch ``i`` would depend on batch ``i − 1`` and could not be computed from its own index
+by an independent worker (nor reproduced when resuming). About 10 % (B = 16) or 5 % (B = 32) of the drawn blocks
 on the mini corpus are dropped; they cost nothing, as features are computed only for
 the frames of the blocks kept (:func:`frame_features`, about 65 % of an utterance's
 frames), which made the feed about twice as fast as featurising whole utterances.
@@ -70,8 +72,6 @@ that of their own index.)
 
 Validation uses the same class on the validation lists with ``fixed_epoch=0``
 (:func:`validation_feed`): the validation batches are identical every epoch.
-
-Used in: Chapter 2 (02_encoder)
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ import keras
 import numpy as np
 import soundfile as sf
 
-from synthsep_lib import audio, blocks, mixing
+from synthsep_lib import audio, mixing, spectrogram_blocks
 
 __all__ = [
     "FEED_VARIANTS",
@@ -135,7 +135,9 @@ class FeedError(ValueError):
 _MERGE_GAP = 8
 
 
-def block_segments(starts, block_frames: int = blocks.BLOCK_FRAMES) -> list[tuple[int, int]]:
+def block_segments(
+    starts, block_frames: int = spectrogram_blocks.BLOCK_FRAMES
+) -> list[tuple[int, int]]:
     """Frame ranges ``[a, b)`` that cover the blocks starting at ``starts``, merged.
 
     Blocks that overlap, touch or are at most a few frames apart are merged, so that
@@ -153,8 +155,6 @@ def block_segments(starts, block_frames: int = blocks.BLOCK_FRAMES) -> list[tupl
     -------
     list of (int, int)
         Sorted, disjoint ranges.
-
-    Used in: Chapter 2 (02_encoder)
     """
     segments: list[list[int]] = []
     for s in sorted(int(s) for s in starts):
@@ -193,8 +193,6 @@ def frame_features(
     list of numpy.ndarray, float32
         Per kind an array of shape (T, linear_bins) or (T, num_mels); rows outside the
         segments are left uninitialised.
-
-    Used in: Chapter 2 (02_encoder)
     """
     hop, lead = feat.hop_size, feat.lead_in
     if lead % hop:
@@ -300,7 +298,10 @@ def _limit_blas(threads: int | None) -> None:
 
 
 def _lj_frames(lj, utt: str, feat) -> int:
-    """T of ``lj.load_target(utt)`` from the WAV header: ``ceil(n / 256) + 3`` (§2.1)."""
+    """T of ``lj.load_target(utt)`` from the WAV header: ``ceil(n / 256) + 3``.
+
+    See original_code.md#oc-lead-in.
+    """
     path = lj.wav_path(utt)
     try:
         info = sf.info(str(path))
@@ -379,8 +380,6 @@ class BlockFeed(keras.utils.PyDataset):
     ValueError
         Unknown variant, negative seed, empty noise list, non-positive steps or batch
         size, or no utterance at least one block long.
-
-    Used in: Chapter 2 (02_encoder)
     """
 
     def __init__(
@@ -446,7 +445,10 @@ class BlockFeed(keras.utils.PyDataset):
             )
         self.num_frames = {u: frames[u] for u in self.utterances}
         self._blocks = np.array(
-            [blocks.count_blocks(frames[u], self.block_frames) for u in self.utterances],
+            [
+                spectrogram_blocks.count_blocks(frames[u], self.block_frames)
+                for u in self.utterances
+            ],
             dtype=np.int64,
         )
         self.fixed_epoch = None if fixed_epoch is None else int(fixed_epoch)
@@ -500,8 +502,6 @@ class BlockFeed(keras.utils.PyDataset):
 
         Call it when resuming training at ``epoch`` (or use :meth:`epoch_callback`).
         Ignored by a feed with ``fixed_epoch``.
-
-        Used in: Chapter 2 (02_encoder)
         """
         if self.fixed_epoch is not None and not _force:
             return
@@ -532,8 +532,6 @@ class BlockFeed(keras.utils.PyDataset):
         Pass it to ``model.fit(..., callbacks=[feed.epoch_callback()])``: the feed then
         serves epoch ``e`` during ``fit``'s epoch ``e`` (``initial_epoch`` included),
         however often Keras calls the dataset's epoch hooks.
-
-        Used in: Chapter 2 (02_encoder)
         """
         return _SetFeedEpoch(self)
 
@@ -600,8 +598,6 @@ class BlockFeed(keras.utils.PyDataset):
         list of UtterancePlan
             In batch order; ``[(p.utterance, p.noise, s) for p in plan for s in p.starts]``
             names the B blocks of ``feed[index]`` in order.
-
-        Used in: Chapter 2 (02_encoder)
         """
         index = self._check_index(index)
         if epoch is None:
@@ -618,7 +614,7 @@ class BlockFeed(keras.utils.PyDataset):
             utt = self.utterances[self._stream(q)]
             noise = self.noises[int(rng.integers(len(self.noises)))]
             t = self.num_frames[utt]
-            starts = blocks.sample_block_starts(t, rng, self.block_frames, utt)
+            starts = spectrogram_blocks.sample_block_starts(t, rng, self.block_frames, utt)
             kept = [int(s) for s in starts[:room]]
             room -= len(kept)
             plan.append(UtterancePlan(utt, noise, t, tuple(kept), len(starts) - len(kept)))
@@ -632,10 +628,7 @@ class BlockFeed(keras.utils.PyDataset):
         return self._noise_cache.get(name, lambda: self.esc.load(name, self.features.sample_rate))
 
     def cache_info(self) -> dict[str, int]:
-        """Hits, misses and sizes of this process's signal caches.
-
-        Used in: Chapter 2 (02_encoder)
-        """
+        """Hits, misses and sizes of this process's signal caches."""
         t, n = self._target_cache, self._noise_cache
         return {
             "target_hits": t.hits,
@@ -671,9 +664,9 @@ class BlockFeed(keras.utils.PyDataset):
         starts = np.asarray(p.starts, dtype=np.int64)
         b = self.block_frames
         return (
-            blocks.extract_blocks(linear, starts, b),
-            blocks.extract_blocks(mel, starts, b),
-            blocks.extract_blocks(target, starts, b),
+            spectrogram_blocks.extract_blocks(linear, starts, b),
+            spectrogram_blocks.extract_blocks(mel, starts, b),
+            spectrogram_blocks.extract_blocks(target, starts, b),
         )
 
     def __getitem__(self, index):
@@ -742,8 +735,6 @@ def training_feed(lj, esc, splits, profile, variant: str = "proposed", **kwargs)
 
     ``steps_per_epoch`` batches per epoch, seeded with ``profile.encoder.seed``;
     ``kwargs`` go to :class:`BlockFeed` (e.g. ``workers``).
-
-    Used in: Chapter 2 (02_encoder)
     """
     kwargs.setdefault("steps", profile.encoder.steps_per_epoch)
     return BlockFeed(
@@ -756,8 +747,6 @@ def validation_feed(lj, esc, splits, profile, variant: str = "proposed", **kwarg
 
     ``validation_steps`` batches, identical every epoch (``fixed_epoch=0``);
     ``kwargs`` go to :class:`BlockFeed`.
-
-    Used in: Chapter 2 (02_encoder)
     """
     kwargs.setdefault("steps", profile.encoder.validation_steps)
     kwargs.setdefault("fixed_epoch", 0)
@@ -784,8 +773,6 @@ def feed_rate(feed: BlockFeed, batches: int | None = None, *, through_keras: boo
     -------
     float
         ``batches · batch_size / seconds``.
-
-    Used in: Chapter 2 (02_encoder), benchmarks/encoder_feed.py
     """
     batches = len(feed) if batches is None else int(batches)
     if batches < 1:

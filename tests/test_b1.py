@@ -1,14 +1,13 @@
-"""Tests of synthsep_lib.baselines.linear: B1 (Griffin–Lim) and B1-gt (true phase)."""
+"""Tests of synthsep_lib.baselines.b1: B1 (Griffin–Lim) and B1-gt (true phase)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import speech_like
+from conftest import spectral_convergence, speech_like
 
 from synthsep_lib import audio
-from synthsep_lib.baselines import linear as lin
-from synthsep_lib.baselines import resynthesis as rs
+from synthsep_lib.baselines import b1 as lin
 from synthsep_lib.config import FeatureConfig, Profile
 
 CFG = FeatureConfig()
@@ -80,7 +79,7 @@ def test_b1_griffin_lim_converges_is_seeded_and_cut(source, estimate):
     full = lin.b1_griffin_lim(estimate, CFG, n_iter=30, seed=3)
     assert full.shape == (estimate.shape[0] * 256 + 1024,)
     one = lin.b1_griffin_lim(estimate, CFG, n_iter=1, seed=3)
-    assert rs.spectral_convergence(magnitude, full, CFG) < 0.8 * rs.spectral_convergence(
+    assert spectral_convergence(magnitude, full, CFG) < 0.8 * spectral_convergence(
         magnitude, one, CFG
     )
     cut = lin.b1_griffin_lim(estimate, CFG, n_iter=30, seed=3, length=source.size)
@@ -88,6 +87,4 @@ def test_b1_griffin_lim_converges_is_seeded_and_cut(source, estimate):
     assert not np.allclose(cut, lin.b1_griffin_lim(estimate, CFG, n_iter=30, seed=4)[: source.size])
     # the librosa variant reaches a similar consistency
     other = lin.b1_griffin_lim(estimate, CFG, n_iter=30, seed=3, method="librosa")
-    assert rs.spectral_convergence(magnitude, other, CFG) < rs.spectral_convergence(
-        magnitude, one, CFG
-    )
+    assert spectral_convergence(magnitude, other, CFG) < spectral_convergence(magnitude, one, CFG)

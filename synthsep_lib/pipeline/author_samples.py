@@ -24,8 +24,6 @@ corresponds to input sample ``j + 3069`` (half its receptive field of 6139 sampl
 reference is ``source[3069 : 3069 + len(b2)]``. The authors' own Matlab evaluation used
 ``source(3069 : …)`` with 1-based indexing, i.e. a 0-based start of 3068, one sample off;
 ``b2_offset=3068`` reproduces that.
-
-Used in: Chapter 5 (05_evaluation).
 """
 
 from __future__ import annotations
@@ -39,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_scripts.download import MIRROR_ENV, ChecksumMismatchError, DownloadError
+from synthsep_lib.pipeline.downloads import MIRROR_ENV, ChecksumMismatchError, DownloadError
 
 __all__ = [
     "AUTHOR_SAMPLES",
@@ -91,10 +89,11 @@ KINDS: dict[str, str] = {
 #: Methods scored against the source (the mixture gives the paper's "Input" row).
 METHODS: tuple[str, ...] = ("mixture", "proposed", "b1", "b2")
 
-#: B2's output sample ``j`` is input sample ``j + B2_OFFSET`` (PAPER_FACTS §7.3).
+#: B2's output sample ``j`` is input sample ``j + B2_OFFSET`` (see original_code.md#oc-b2-offset).
 B2_OFFSET = 3069
 
-#: The 0-based start the authors' Matlab evaluation used for B2, one sample off (§8).
+#: The 0-based start the authors' Matlab evaluation used for B2, one sample off (see
+#: original_code.md#oc-evaluation).
 B2_OFFSET_AUTHORS = 3068
 
 #: B1's output is this many samples longer than the source (the inverse-STFT tail).
@@ -103,7 +102,8 @@ B1_EXTRA_SAMPLES = 1024
 #: B2's output is this many samples shorter than the source (``2 * B2_OFFSET``).
 B2_SHORTER_BY = 6138
 
-#: File name → sha256 (hex) of the 30 files at commit ``d930db4`` (DATASETS.md §3).
+#: File name → sha256 (hex) of the 30 files at commit ``d930db4`` (see
+#: original_code.md#oc-author-samples).
 AUTHOR_SAMPLES: dict[str, str] = {
     "Ind_0_source.wav": "006bc7c48f15212d2847cf28520d6ac24cf4da6c458153a06febde73caaca42f",
     "Ind_0_mixture.wav": "9b85a93b4b0af211abfcd657998e8617f9bbcebb9adc5b80775d649f6e6765bf",
@@ -155,8 +155,6 @@ def author_sample_name(index: int, kind: str) -> str:
     -------
     str
         ``"Ind_<index>_<part>.wav"``, e.g. ``"Ind_0_est_B2.wav"``.
-
-    Used in: Chapter 5 (05_evaluation).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown sample kind {kind!r}; choose from {', '.join(KINDS)}")
@@ -240,7 +238,7 @@ def fetch_author_samples(
     base_url : str, optional
         URL of a folder serving the files under their names. Default:
         ``$SYNTHSEP_MIRROR/AudioSamples/`` if the environment variable ``SYNTHSEP_MIRROR``
-        is set (the same mirror root as the corpora of ``data_scripts.download``), else
+        is set (the same mirror root as the corpora of ``synthsep_lib.pipeline.downloads``), else
         :data:`AUTHOR_SAMPLES_BASE_URL` (commit-pinned raw GitHub URL).
     registry : mapping of str to str, optional
         File name → checksum (``"<sha256 hex>"`` or pooch form ``"sha256:<hex>"``),
@@ -262,8 +260,6 @@ def fetch_author_samples(
     DownloadError
         The server cannot be reached, answers with an error (e.g. 404) or the transfer
         breaks off; the message names the file and the URL. Nothing partial is kept.
-
-    Used in: Chapter 5 (05_evaluation).
     """
     import pooch
     import requests
@@ -330,9 +326,6 @@ def author_samples_present(
     -------
     bool
         True when every registry file is present (and, with ``verify``, matches).
-
-    Used in: Chapter 5 (05_evaluation), to show the author-sample section only when the
-    reader has downloaded them.
     """
     dest = Path(dest).expanduser()
     reg = AUTHOR_SAMPLES if registry is None else registry
@@ -371,8 +364,6 @@ def load_author_sample_set(dest: str | os.PathLike, index: int) -> dict[str, np.
         A file is missing (run :func:`fetch_author_samples` first).
     ValueError
         A file is not mono or not at 22050 Hz.
-
-    Used in: Chapter 5 (05_evaluation).
     """
     import soundfile as sf
 
@@ -412,7 +403,7 @@ def align_author_outputs(
 
     B2 (a non-causal WaveNet with a 6139-sample receptive field) returns
     ``L - 6138`` samples whose sample ``j`` belongs to input sample ``j + 3069``
-    (PAPER_FACTS §7.3; the cross-correlation of the published files peaks at lag 3069).
+    (original_code.md#oc-b2-offset; the cross-correlation of the published files peaks at lag 3069).
     The authors' Matlab evaluation took ``source(3069 : …)`` with 1-based indexing,
     i.e. 0-based 3068, one sample off: pass ``b2_offset=B2_OFFSET_AUTHORS`` (3068) to
     reproduce their numbers.
@@ -430,8 +421,6 @@ def align_author_outputs(
     dict of str to (numpy.ndarray, numpy.ndarray)
         Method → ``(reference, estimate)`` of equal length (views of the inputs), for the
         methods of :data:`METHODS` present in ``sample_set``, in that order.
-
-    Used in: Chapter 5 (05_evaluation).
     """
     if isinstance(b2_offset, bool) or int(b2_offset) != b2_offset or b2_offset < 0:
         raise ValueError(f"b2_offset must be a non-negative integer, got {b2_offset!r}")
@@ -490,8 +479,6 @@ def evaluate_author_samples(
         One row per (``index``, ``method``), ``method`` in ``mixture``, ``proposed``,
         ``b1``, ``b2`` (the mixture row is the paper's "Input" row); then one column per
         metric (``pesq_wb``, ``stoi``, ``si_sdr``, …).
-
-    Used in: Chapter 5 (05_evaluation).
     """
     import pandas as pd
     from tqdm.auto import tqdm

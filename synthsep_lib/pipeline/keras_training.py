@@ -1,59 +1,28 @@
-"""Training the encoder: resumable, deterministic, with the paper's schedule (PAPER_FACTS §4.6).
+"""One resumable Keras trainer for every Keras model of the book (the encoders, B2).
 
-:func:`train_encoder` trains the Proposed or the B1 encoder of a profile and leaves in
-``runs/<profile>/encoder/<variant>/``::
+A run folder holds::
 
-    config.json       the profile's feature and encoder settings, the variant and the
-                      fingerprint of the data split (written at the start)
+    config.json       the settings the run depends on (written at the start)
     checkpoint.keras  the full model after the last finished epoch, optimizer state
-                      included (Adam's iteration count and moments); it also holds a copy
-                      of state.json (a ``synthsep_state.json`` entry in the zip)
-    state.json        epochs done, learning rate, feed seed, RNG scheme, the per-epoch
+                      included; it also holds a copy of state.json (a
+                      ``synthsep_state.json`` entry in the zip)
+    state.json        epochs done, schedule and feed state, RNG scheme, the per-epoch
                       logs so far and the SHA-1 of the checkpoint it belongs to
-    history.csv       one row per epoch (Keras' CSVLogger): loss (perceptual loss + L2),
-                      perceptual_loss, the same on the validation blocks, learning_rate,
-                      seconds
+    history.csv       one row per epoch (Keras' CSVLogger)
     logs/             TensorBoard event files
 
-As in the original: Adam with learning rate 1e-3 (Keras defaults otherwise), the rate
-multiplied by 0.98 per epoch (``lr(e) = 1e-3 · 0.98^e``, e counted from 0), the loss of
-:func:`synthsep_lib.encoder.loss.perceptual_loss`, ``steps_per_epoch`` training batches
-and ``validation_steps`` validation batches per epoch (200 and 20 at the paper's scale).
-Unlike the original (a checkpoint every 10 epochs if the validation loss improved), the
-model is saved after **every** epoch, because it is what resuming needs; the validation
-curve in ``history.csv`` tells which epoch was best.
-
-Exact resume
-------------
-Stopping after epoch k and calling :func:`train_encoder` again gives, bit for bit on a
-CPU, the model that an uninterrupted run would have. What makes this hold:
-
-* the checkpoint is the whole training state: weights, BatchNorm statistics and the
-  optimizer's variables (``model.save``); the learning rate is a function of the epoch;
-* every batch of the data feed is a pure function of ``(seed, epoch, index)``
-  (:class:`~synthsep_lib.encoder.feed.BlockFeed`), and fit's epoch number is handed to the
-  feed at each epoch start; batches are not shuffled by Keras;
-* at each epoch start the random state is re-derived from ``(seed, epoch)``: Python's
-  and NumPy's generators get ``seed + epoch`` and every ``SeedGenerator`` of the model
-  (the LSTMs' dropout masks, which Keras does not store in ``.keras`` files) a state drawn
-  from ``(seed, epoch, its position)``. TensorFlow's global seed is set once, to ``seed``,
-  by ``keras.utils.set_random_seed(seed)`` when training starts or resumes (it keys
-  ``tf.function``'s cache, so changing it per epoch would retrace the train step);
-* ``tf.config.experimental.enable_op_determinism()`` makes TensorFlow's kernels
-  deterministic (it also turns XLA off; pass ``deterministic=False`` on a GPU for speed).
-
-Files are written atomically: the checkpoint first (with its embedded state), then
-``state.json``, then the row of ``history.csv``. An interruption between any two leaves a
-consistent run: on resume the state is read from the checkpoint itself and
-``history.csv`` is rewritten from it.
-
-Used in: Chapter 2 (02_encoder)
+:func:`open_run_folder` resumes what is there (refusing other settings, by name) or
+starts clean; :func:`fit_resumable` runs ``model.fit`` with the callbacks that make a run
+exact to resume, logged and safe; :class:`SaveCheckpoint` writes the checkpoint and its
+state atomically after every epoch. Files are written in that order — checkpoint (with
+its embedded state), ``state.json``, the row of ``history.csv`` — so an interruption
+between any two leaves a consistent run: on resume the state is read from the
+checkpoint itself and ``history.csv`` is rewritten from it.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime
 import importlib.util
 import json
@@ -65,7 +34,8 @@ import shutil
 import time
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,154 +44,83 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from synthsep_lib import corpora
-from synthsep_lib.encoder.feed import FeedError, training_feed, validation_feed
-from synthsep_lib.encoder.loss import perceptual_loss
-from synthsep_lib.encoder.model import VARIANTS, build_encoder
-from synthsep_lib.runs import (
-    RunConfigError,
-    RunPaths,
-    atomic_path,
-    config_differences,
-    file_sha1,
-    require_artifact,
-    splits_fingerprint,
-    write_json_atomic,
-)
+from synthsep_lib.files import atomic_path, file_sha1, write_json_atomic
+from synthsep_lib.pipeline.encoder_feed import FeedError
+from synthsep_lib.pipeline.runs import RunConfigError, check_same_settings
 
 __all__ = [
-    "CHAPTER_DATA",
-    "CHAPTER_ENCODER",
     "CHECKPOINT_NAME",
     "STATE_NAME",
     "CONFIG_NAME",
     "HISTORY_NAME",
     "LOG_DIR_NAME",
-    "RunConfigError",
     "NonFiniteLossError",
-    "encoder_run_config",
-    "learning_rate_at",
     "default_strategy",
     "tensorboard_available",
     "read_checkpoint_state",
-    "load_checkpoint",
-    "train_encoder",
-    # building blocks shared with B2's trainer (synthsep_lib.baselines)
+    "load_training_state",
     "open_run_folder",
     "fit_resumable",
+    "TrainingSetup",
+    "train_resumable",
+    "feed_state",
+    "SaveCheckpoint",
+    "seed_states",
     "Determinism",
     "EpochSeconds",
     "EpochProgress",
     "StopOnNonFinite",
     "as_numpy",
     "feed_error_from",
-    "load_training_state",
     "read_history",
     "write_history",
 ]
 
-#: Chapters named in "run this first" messages.
-CHAPTER_DATA = "Chapter 1 (01_data_simulation)"
-CHAPTER_ENCODER = "Chapter 2 (02_encoder)"
-
 CHECKPOINT_NAME = "checkpoint.keras"
+
+
 STATE_NAME = "state.json"
+
+
 CONFIG_NAME = "config.json"
+
+
 HISTORY_NAME = "history.csv"
+
+
 LOG_DIR_NAME = "logs"
+
+
 #: Entry of the checkpoint's zip file that holds its copy of ``state.json``.
 STATE_ENTRY = "synthsep_state.json"
 
-#: Settings that may change between a run and its resumption: the number of epochs to
-#: reach, and how many processes simulate mixtures (the batches do not depend on it).
-RESUMABLE_CHANGES = ("encoder.epochs", "encoder.feed_workers")
-
-#: Keras objects a saved encoder refers to by name.
-CUSTOM_OBJECTS = {"perceptual_loss": perceptual_loss}
 
 _SEED_TAG = 2  # keeps the SeedGenerator reseeding apart from the feed's seed sequences
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training or validation loss became NaN or infinite; training was stopped.
-
-    Used in: Chapter 2 (02_encoder)
-    """
-
-
-# ---------------------------------------------------------------------------------------
-# Configuration
-# ---------------------------------------------------------------------------------------
-def encoder_run_config(profile, variant: str, splits=None) -> dict[str, Any]:
-    """The settings an encoder run depends on, as stored in ``config.json``.
-
-    Parameters
-    ----------
-    profile : Profile
-        Its ``features`` and ``encoder`` sections are stored.
-    variant : {"proposed", "b1"}
-    splits : corpora.Splits, optional
-        If given, the SHA-1 of its six lists is stored as ``data.splits_sha1``.
-
-    Returns
-    -------
-    dict
-        ``{"variant", "profile", "features": {...}, "encoder": {...}, "data": {...}}``.
-
-    Used in: Chapter 2 (02_encoder)
-    """
-    _check_variant(variant)
-    config = {
-        "variant": variant,
-        "profile": profile.name,
-        "features": profile.features.to_dict(),
-        "encoder": dataclasses.asdict(profile.encoder),
-        "data": {},
-    }
-    if splits is not None:
-        config["data"]["splits_sha1"] = splits_fingerprint(splits)
-    return config
-
-
-def learning_rate_at(epoch: int, encoder_cfg) -> float:
-    """Learning rate of 0-based ``epoch``: ``learning_rate · lr_decay ** epoch``.
-
-    PAPER_FACTS §4.6: 1e-3 · 0.98^e, so 1e-3 in epoch 0 and about 4.2e-5 in epoch 499.
-
-    Used in: Chapter 2 (02_encoder)
-    """
-    return float(encoder_cfg.learning_rate * encoder_cfg.lr_decay ** int(epoch))
+    """The training or validation loss became NaN or infinite; training was stopped."""
 
 
 def tensorboard_available() -> bool:
-    """Whether the ``tensorboard`` package is installed (Keras' TensorBoard callback needs it).
-
-    Used in: Chapter 2 (02_encoder)
-    """
+    """Whether the ``tensorboard`` package is installed (Keras' TensorBoard callback needs it)."""
     return importlib.util.find_spec("tensorboard") is not None
 
 
 def default_strategy():
     """``tf.distribute.MirroredStrategy()`` over all GPUs if there are several, else the
     default (single-device) strategy.
-
-    Used in: Chapter 2 (02_encoder)
     """
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
 
 
-def _check_variant(variant: str) -> None:
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown encoder variant {variant!r}; expected one of {VARIANTS}")
-
-
 # ---------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------
 def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
-    """The training state stored inside a checkpoint written by :func:`train_encoder`.
+    """The training state stored inside a checkpoint written by :class:`SaveCheckpoint`.
 
     Parameters
     ----------
@@ -238,8 +137,6 @@ def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any] | Non
     ------
     ValueError
         If the file is not a readable ``.keras`` (zip) file.
-
-    Used in: Chapter 2 (02_encoder)
     """
     try:
         with zipfile.ZipFile(checkpoint) as archive:
@@ -250,26 +147,7 @@ def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any] | Non
         raise ValueError(f"{checkpoint} is not a readable Keras checkpoint ({err})") from err
 
 
-def load_checkpoint(checkpoint: str | os.PathLike, compile: bool = True) -> keras.Model:
-    """Load an encoder checkpoint (``keras.models.load_model`` with the custom loss).
-
-    Parameters
-    ----------
-    checkpoint : path-like
-        A ``.keras`` file written by :func:`train_encoder`.
-    compile : bool
-        Restore the optimizer (and its state) and the loss too; False for inference only.
-
-    Returns
-    -------
-    keras.Model
-
-    Used in: Chapter 2 (02_encoder)
-    """
-    return keras.models.load_model(checkpoint, custom_objects=CUSTOM_OBJECTS, compile=compile)
-
-
-def _seed_states(model: keras.Model) -> list:
+def seed_states(model: keras.Model) -> list:
     """The state variables of every ``SeedGenerator`` of the model, in layer order."""
     return [v for v in model.variables if v.name == "seed_generator_state"]
 
@@ -279,14 +157,14 @@ def _reseed(model: keras.Model, seed: int, epoch: int) -> None:
 
     Python's and NumPy's generators get ``seed + epoch``; every ``SeedGenerator`` of the
     model (the dropout masks) a state drawn from ``SeedSequence([seed, 2, epoch, i])``.
-    TensorFlow's global seed is set once per call of :func:`train_encoder`, not here: it
+    TensorFlow's global seed is set once per training call, not here: it
     is part of the key under which ``tf.function`` caches the traced train step, so a new
     value every epoch would retrace it (about 6 s per epoch on 2 CPU cores, and a cache
     that grows without bound). The train step draws no random numbers from it.
     """
     random.seed(int(seed) + int(epoch))
     np.random.seed(int(seed) + int(epoch))
-    for i, state in enumerate(_seed_states(model)):
+    for i, state in enumerate(seed_states(model)):
         entropy = np.random.SeedSequence([int(seed), _SEED_TAG, int(epoch), i])
         value = int(entropy.generate_state(1, np.uint32)[0] % (2**31 - 1)) + 1
         state.assign(np.array([value, 0], dtype=state.dtype))
@@ -391,61 +269,6 @@ class StopOnNonFinite(keras.callbacks.Callback):
         self.last_saved = epoch + 1
 
 
-class _Checkpoint(keras.callbacks.Callback):
-    """Saves the full model and the training state after every epoch, atomically."""
-
-    def __init__(self, folder: Path, state: dict[str, Any], history: list[dict[str, Any]]):
-        super().__init__()
-        self.folder = folder
-        self.state = state
-        self.history = history
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": int(epoch)}
-        for key, value in (logs or {}).items():
-            row[key] = float(as_numpy(value))
-        self.history.append(row)
-        enc = self.state["encoder_cfg"]
-        state = {
-            "epoch": int(epoch) + 1,
-            "epochs_planned": self.state["epochs"],
-            "learning_rate": learning_rate_at(epoch, enc),
-            "next_learning_rate": learning_rate_at(epoch + 1, enc),
-            "optimizer_iterations": int(as_numpy(self.model.optimizer.iterations)),
-            "feed": {
-                "seed": self.state["feed_seed"],
-                "next_epoch": int(epoch) + 1,
-                "steps_per_epoch": self.state["steps"],
-                "validation_steps": self.state["validation_steps"],
-                "validation_epoch": 0,
-            },
-            "rng": {
-                "scheme": (
-                    "keras.utils.set_random_seed(seed) when training starts or resumes; at "
-                    "the start of epoch e: random.seed(seed + e), numpy.random.seed(seed + e) "
-                    "and SeedGenerator i of the model gets state "
-                    "[SeedSequence([seed, 2, e, i]) -> int, 0]"
-                ),
-                "seed": self.state["seed"],
-                "next_python_numpy_seed": self.state["seed"] + int(epoch) + 1,
-                "seed_generator_states_at_save": [
-                    [int(x) for x in as_numpy(v)] for v in _seed_states(self.model)
-                ],
-            },
-            "config": self.state["config"],
-            "history": self.history,
-            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
-        }
-        checkpoint = self.folder / CHECKPOINT_NAME
-        with atomic_path(checkpoint) as tmp:
-            self.model.save(tmp)
-            with zipfile.ZipFile(tmp, "a") as archive:
-                archive.writestr(STATE_ENTRY, json.dumps(state, indent=2, sort_keys=True))
-            sha1 = file_sha1(tmp)
-        write_json_atomic(self.folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
-
-
 class EpochProgress(keras.callbacks.Callback):
     """One tqdm bar over the steps of all remaining epochs, with the latest losses."""
 
@@ -487,10 +310,65 @@ class EpochProgress(keras.callbacks.Callback):
             self.bar = None
 
 
+class SaveCheckpoint(keras.callbacks.Callback):
+    """Saves the full model and the training state after every epoch, atomically.
+
+    Parameters
+    ----------
+    folder : Path
+        The run folder.
+    config : dict
+        The run's settings, stored in the state (compared on resume).
+    epochs : int
+        Epochs planned.
+    history : list of dict
+        Logged epochs so far; each epoch's logs are appended.
+    trainer_state : callable
+        ``trainer_state(model, epoch, row) -> dict``: what else this trainer needs to
+        resume exactly (learning rates, feed state, RNG scheme …), merged into the state.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        config: dict[str, Any],
+        epochs: int,
+        history: list[dict[str, Any]],
+        trainer_state: Callable[[keras.Model, int, dict[str, float]], dict[str, Any]],
+    ):
+        super().__init__()
+        self.folder, self.config, self.epochs = folder, config, epochs
+        self.history, self.trainer_state = history, trainer_state
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": int(epoch)}
+        row.update({key: float(as_numpy(value)) for key, value in (logs or {}).items()})
+        self.history.append(row)
+        state = {
+            "epoch": int(epoch) + 1,
+            "epochs_planned": self.epochs,
+            "optimizer_iterations": int(as_numpy(self.model.optimizer.iterations)),
+            **self.trainer_state(self.model, int(epoch), row),
+            "config": self.config,
+            "history": self.history,
+            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+        }
+        checkpoint = self.folder / CHECKPOINT_NAME
+        with atomic_path(checkpoint) as tmp:
+            self.model.save(tmp)
+            with zipfile.ZipFile(tmp, "a") as archive:
+                archive.writestr(STATE_ENTRY, json.dumps(state, indent=2, sort_keys=True))
+            sha1 = file_sha1(tmp)
+        write_json_atomic(self.folder / STATE_NAME, {**state, "checkpoint_sha1": sha1})
+
+
 # ---------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------
 _FEED_ERROR = re.compile(rf"{FeedError.__name__}: ([^\n]+)")
+
+
 _FEED_SOURCE = re.compile(r"'([^']+)' with noise '([^']+)'")
 
 
@@ -559,19 +437,12 @@ def open_run_folder(
         Logged epochs so far.
     initial_epoch : int
         Epochs already done.
-
-    Used in: Chapter 2 (02_encoder), Chapter 4 (04_baselines)
     """
     folder.mkdir(parents=True, exist_ok=True)
     state = load_training_state(folder)
     if state is not None:
-        diffs = config_differences(state.get("config", {}), config, ignore=resumable)
-        if diffs:
-            raise RunConfigError(
-                f"the {what} run in {folder} was trained with other settings: "
-                f"{'; '.join(diffs)}. Use the same settings to resume, or delete the folder "
-                "(or choose another run root) to train afresh."
-            )
+        stored = state.get("config", {})
+        check_same_settings(stored, config, tuple(resumable), what, folder, "delete the folder")
     history_rows: list[dict[str, Any]] = list(state["history"]) if state else []
     history_path = folder / HISTORY_NAME
     write_json_atomic(folder / CONFIG_NAME, config)
@@ -634,8 +505,6 @@ def fit_resumable(
         Progress-bar label; None shows no bar.
     callbacks : sequence of keras.callbacks.Callback, optional
         Extra callbacks, run last.
-
-    Used in: Chapter 2 (02_encoder), Chapter 4 (04_baselines)
     """
     csv_logger = keras.callbacks.CSVLogger(str(folder / HISTORY_NAME), append=True)
     bar = None
@@ -686,155 +555,116 @@ def fit_resumable(
             csv_logger.csv_file.close()
 
 
-def train_encoder(
-    paths: RunPaths,
-    profile,
-    variant: str,
+def feed_state(train_feed, valid_feed, epoch: int) -> dict[str, Any]:
+    """Where the data feed stands after ``epoch`` (stored with every checkpoint)."""
+    return {
+        "seed": train_feed.seed,
+        "next_epoch": int(epoch) + 1,
+        "steps_per_epoch": len(train_feed),
+        "validation_steps": len(valid_feed),
+        "validation_epoch": 0,
+    }
+
+
+@dataclass
+class TrainingSetup:
+    """What a trainer hands :func:`train_resumable`: its model, feeds and extras.
+
+    Attributes
+    ----------
+    model : keras.Model
+        Compiled: new, or loaded from the run's checkpoint.
+    train_feed, valid_feed : keras.utils.PyDataset
+        Feeds with ``epoch_callback()``; the training feed already set to the first
+        epoch to train.
+    trainer_state : callable
+        ``trainer_state(model, epoch, row) -> dict`` for :class:`SaveCheckpoint`.
+    before_checks, after_checks : list of keras.callbacks.Callback
+        Placed as :func:`fit_resumable` describes.
+    """
+
+    model: keras.Model
+    train_feed: Any
+    valid_feed: Any
+    trainer_state: Callable[[keras.Model, int, dict[str, float]], dict[str, Any]]
+    before_checks: list = field(default_factory=list)
+    after_checks: list = field(default_factory=list)
+
+
+def train_resumable(
+    folder: Path,
+    config: dict[str, Any],
     *,
-    lj=None,
-    esc=None,
-    splits=None,
-    epochs: int | None = None,
-    progress: bool = True,
+    what: str,
+    resumable: Sequence[str],
+    epochs: int,
+    seed: int,
+    setup: Callable[[dict[str, Any] | None, int], TrainingSetup],
+    label: str | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
     strategy=None,
-    data_root: str | os.PathLike = "data",
-    callbacks: list | None = None,
     deterministic: bool = True,
 ) -> pd.DataFrame:
-    """Train (or resume training) the Proposed or the B1 encoder of a profile.
-
-    The run lives in ``paths.encoder(variant)``; see the module docstring for its files
-    and for how resuming is made exact. If the folder holds a checkpoint, training
-    continues after its last epoch; a finished run returns its history at once.
+    """Train a Keras model in a run folder up to ``epochs``, resuming what is there.
 
     Parameters
     ----------
-    paths : RunPaths
-        The run directory; ``data/splits.json`` (Chapter 1) is read unless ``splits`` is
-        given.
-    profile : Profile
-        Features and encoder settings (sizes, batch size, steps, epochs, schedule, seed,
-        feed workers).
-    variant : {"proposed", "b1"}
-        ``proposed`` learns the target's mel, ``b1`` its 512-bin linear spectrum.
-    lj, esc : corpora.LJSpeech, corpora.ESC50, optional
-        Corpus readers; default :func:`corpora.ensure_corpora` ``(profile, data_root)``.
-    splits : corpora.Splits, optional
-        Default: ``paths.splits``. Training uses ``target_train × noise_train``,
-        validation ``target_valid × noise_valid`` (the same batches every epoch).
-    epochs : int, optional
-        Total number of epochs to reach (not "more epochs"); default
-        ``profile.encoder.epochs``.
-    progress : bool
-        Show a tqdm progress bar.
+    folder : Path
+        The run folder.
+    config : dict
+        The run's settings (``config.json``; a resume must match them).
+    what : str
+        Name of the model in messages ("encoder", "B2").
+    resumable : sequence of str
+        Flattened config keys that may change between sessions.
+    epochs : int
+        Epochs to reach (>= 0).
+    seed : int
+        Seed of TensorFlow and of the per-epoch random state.
+    setup : callable
+        ``setup(state, initial_epoch) -> TrainingSetup``, called inside the distribution
+        strategy's scope; ``state`` is the checkpoint's training state (None for a fresh
+        run).
+    label : str, optional
+        Progress-bar label; None shows no bar.
+    callbacks : sequence of keras.callbacks.Callback, optional
+        Extra callbacks, run last.
     strategy : tf.distribute.Strategy, optional
-        Default: :func:`default_strategy` (MirroredStrategy when several GPUs are
-        visible). The model is built (or loaded) and trained in its scope; each batch
-        of ``batch_size`` blocks is split across the replicas.
-    data_root : path-like
-        Where the corpora live if ``lj`` / ``esc`` are not given.
-    callbacks : list of keras.callbacks.Callback, optional
-        Extra callbacks, run after the built-in ones.
+        Default: :func:`default_strategy`.
     deterministic : bool
-        Call ``tf.config.experimental.enable_op_determinism()`` (process-wide; it also
-        disables XLA). Needed for bit-exact resumption.
+        ``tf.config.experimental.enable_op_determinism()`` (exact resume on a CPU).
 
     Returns
     -------
     pandas.DataFrame
-        ``history.csv``: one row per epoch with ``epoch`` (0-based), ``loss`` (perceptual
-        loss + L2 penalties), ``perceptual_loss``, ``val_loss``, ``val_perceptual_loss``,
-        ``learning_rate`` and ``seconds``. ``attrs`` holds ``run_dir``,
-        ``initial_epoch`` (epochs already done when called) and ``short_utterances``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``splits`` is not given and Chapter 1's ``splits.json`` is missing.
-    RunConfigError
-        If the folder holds a run made with other settings (the message names them).
-    FeedError
-        If the data feed cannot make a batch (non-finite features, a mixture that cannot
-        be simulated); the message names the utterance and noise file.
-    NonFiniteLossError
-        If the loss becomes NaN or infinite (the epoch is not saved).
-
-    Used in: Chapter 2 (02_encoder)
+        ``history.csv``; ``attrs``: ``run_dir`` and ``initial_epoch``.
     """
-    _check_variant(variant)
-    enc = profile.encoder
-    epochs = int(enc.epochs if epochs is None else epochs)
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    folder = paths.encoder(variant)
-    folder.mkdir(parents=True, exist_ok=True)
-    if splits is None:
-        splits = corpora.load_splits(require_artifact(paths.splits, CHAPTER_DATA))
-    config = encoder_run_config(profile, variant, splits)
-
-    state, history_rows, initial_epoch = open_run_folder(
-        folder, config, "encoder", RESUMABLE_CHANGES
-    )
+    state, history_rows, initial_epoch = open_run_folder(folder, config, what, resumable)
     history_path = folder / HISTORY_NAME
-    if initial_epoch >= epochs:
-        history = read_history(history_path)
-        history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)
-        return history
-
-    if lj is None or esc is None:
-        lj, esc = corpora.ensure_corpora(profile, data_root, progress=progress)
-    train_feed = training_feed(lj, esc, splits, profile, variant)
-    valid_feed = validation_feed(lj, esc, splits, profile, variant)
-    train_feed.set_epoch(initial_epoch)
-
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = default_strategy() if strategy is None else strategy
-    keras.utils.set_random_seed(int(enc.seed))
-    with strategy.scope():
-        if state is None:
-            model = build_encoder(
-                variant,
-                enc,
-                linear_bins=profile.features.linear_bins,
-                mel_bins=profile.features.num_mels,
-            )
-            model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate=enc.learning_rate),
-                loss=perceptual_loss,
-                metrics=[perceptual_loss],
-            )
-        else:
-            model = load_checkpoint(folder / CHECKPOINT_NAME, compile=True)
-
-    run_state = {
-        "encoder_cfg": enc,
-        "epochs": epochs,
-        "feed_seed": train_feed.seed,
-        "seed": int(enc.seed),
-        "steps": len(train_feed),
-        "validation_steps": len(valid_feed),
-        "config": config,
-    }
-    checkpoint = _Checkpoint(folder, run_state, history_rows)
-    fit_resumable(
-        model,
-        train_feed,
-        valid_feed,
-        folder=folder,
-        seed=int(enc.seed),
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        checkpoint=checkpoint,
-        # the rate of the epoch enters the logs before the checkpoint stores them
-        before_checks=[keras.callbacks.LearningRateScheduler(lambda e: learning_rate_at(e, enc))],
-        label=f"encoder {variant}" if progress else None,
-        callbacks=callbacks,
-    )
+    if initial_epoch < epochs:
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        strategy = default_strategy() if strategy is None else strategy
+        keras.utils.set_random_seed(int(seed))
+        with strategy.scope():
+            run = setup(state, initial_epoch)
+        checkpoint = SaveCheckpoint(folder, config, epochs, history_rows, run.trainer_state)
+        fit_resumable(
+            run.model,
+            run.train_feed,
+            run.valid_feed,
+            folder=folder,
+            seed=int(seed),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            checkpoint=checkpoint,
+            before_checks=run.before_checks,
+            after_checks=run.after_checks,
+            label=label,
+            callbacks=callbacks,
+        )
     history = read_history(history_path)
-    history.attrs.update(
-        run_dir=str(folder),
-        initial_epoch=initial_epoch,
-        short_utterances=list(train_feed.short_utterances),
-    )
+    history.attrs.update(run_dir=str(folder), initial_epoch=initial_epoch)
     return history

@@ -7,45 +7,35 @@ the scores in ``runs/<profile>/eval/metrics.csv``. A cached row is reused while 
 output file's content and the evaluation settings are unchanged, so a rerun computes
 only what is new; the cache is rewritten (atomically) after every few files, so an
 interrupted evaluation resumes where it stopped.
-
-Used in: Chapter 5 (05_evaluation) and the chapters that add methods.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from synthsep_lib.files import atomic_path, file_sha1
+from synthsep_lib.pipeline.runs import CHAPTER_DATA, RunPaths, read_timing, require_artifact
+
 from .. import audio
 from ..mixing import read_test_manifest
-from ..runs import RunPaths, atomic_path, read_timing, require_artifact
 
-__all__ = ["output_path", "method_outputs", "evaluate_outputs", "read_timings", "CHAPTER_ONE"]
+__all__ = ["method_outputs", "evaluate_outputs", "read_timings"]
 
-CHAPTER_ONE = "Chapter 1 (01_data_simulation)"
 # Columns that identify a cached score; everything else in metrics.csv is a metric.
 KEY_COLUMNS = ("method", "pair", "output_sha1", "settings")
 # Scores are flushed to the cache after this many files (the cost of an interruption).
 FLUSH_EVERY = 8
 
 
-def output_path(paths: RunPaths, method: str, pair: int) -> Path:
-    """``runs/<profile>/outputs/<method>/<pair:03d>.wav``.
-
-    Used in: every chapter that writes a method's outputs; Chapter 5 (05_evaluation).
-    """
-    return paths.outputs(method) / f"{int(pair):03d}.wav"
-
-
 def reference_path(paths: RunPaths, pair: int, reference: str) -> Path:
     """The reference WAV of a test pair written by Chapter 1 (``source`` or ``target``)."""
     if reference not in ("source", "target"):
         raise ValueError(f"reference must be 'source' (the paper's) or 'target', got {reference!r}")
-    return paths.test_audio / f"{int(pair):03d}_{reference}.wav"
+    return paths.test_wav(pair, reference)
 
 
 def method_outputs(paths: RunPaths) -> dict[str, int]:
@@ -60,15 +50,11 @@ def method_outputs(paths: RunPaths) -> dict[str, int]:
     }
 
 
-def _sha1(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
 def _score(method, pair, output, sha1, reference, sample_rate, metric_names, align, settings):
     """One (method, pair): load both files, compute the metrics (runs in a worker)."""
     import warnings
 
-    from .metrics import MetricWarning, SilentSignalError, compute_metrics
+    from ..evaluation.metrics import MetricWarning, SilentSignalError, compute_metrics
 
     estimate = audio.load_wav(output, sample_rate)
     ref = audio.load_wav(reference, sample_rate)
@@ -140,12 +126,10 @@ def evaluate_outputs(
     ------
     FileNotFoundError
         If Chapter 1's manifest or a reference WAV is missing (names the chapter to run).
-
-    Used in: Chapter 5 (05_evaluation) and the chapters that add methods.
     """
     from joblib import Parallel, delayed
 
-    manifest = read_test_manifest(require_artifact(paths.test_manifest, CHAPTER_ONE))
+    manifest = read_test_manifest(require_artifact(paths.test_manifest, CHAPTER_DATA))
     methods = list(method_outputs(paths)) if methods is None else list(methods)
     settings = json.dumps(
         {"reference": reference, "align": bool(align), "metrics": metrics}, sort_keys=True
@@ -159,14 +143,14 @@ def evaluate_outputs(
     wanted, todo = [], []
     for method in methods:
         for pair in manifest["pair"]:
-            output = output_path(paths, method, pair)
+            output = paths.output_wav(method, pair)
             if not output.exists():
                 continue
-            sha1 = _sha1(output)
+            sha1 = file_sha1(output)
             key = (method, str(int(pair)), sha1, settings)
             wanted.append(key)
             if key not in cached:
-                ref = require_artifact(reference_path(paths, pair, reference), CHAPTER_ONE)
+                ref = require_artifact(reference_path(paths, pair, reference), CHAPTER_DATA)
                 todo.append((method, int(pair), str(output), sha1, str(ref)))
 
     # Rows for an output file that has since been rewritten can never match again.
@@ -212,8 +196,6 @@ def read_timings(paths: RunPaths, methods=None) -> pd.DataFrame:
         Index ``method``; columns ``files``, ``seconds`` (total processing time, s),
         ``audio_seconds`` (total duration of the outputs, s) and ``rtf`` (real-time
         factor = seconds / audio_seconds; below 1 is faster than real time).
-
-    Used in: Chapter 5 (05_evaluation).
     """
     rows = {}
     for method in methods or method_outputs(paths):

@@ -13,7 +13,9 @@ from conftest import make_test_run
 torch = pytest.importorskip("torch")
 
 from synthsep_lib.config import load_profile  # noqa: E402
-from synthsep_lib.vocoder import synthesis as syn  # noqa: E402
+from synthsep_lib.pipeline import vocoding  # noqa: E402
+from synthsep_lib.pipeline.runs import write_timing  # noqa: E402
+from synthsep_lib.vocoder import generation as syn  # noqa: E402
 from synthsep_lib.vocoder.wavenet import WaveNet, WaveNetConfig  # noqa: E402
 
 
@@ -116,7 +118,7 @@ def test_measure_generation_speed(model):
 def test_vocode_test_set_writes_aligned_outputs_and_resumes(tmp_path, model):
     paths = make_test_run(tmp_path, n_pairs=3)
     profile = load_profile("reduced", {"vocoder": {"synthesis_files": 2, "synthesis_batch": 4}})
-    first = syn.vocode_test_set(paths, profile, model, progress=False)
+    first = vocoding.vocode_test_set(paths, profile, model, progress=False)
     assert first["pair"].tolist() == [0, 1] and first["written"].all()
     out_dir = paths.outputs("wavenet-gt-mel")
     timing = pd.read_csv(out_dir / "timing.csv")
@@ -127,38 +129,40 @@ def test_vocode_test_set_writes_aligned_outputs_and_resumes(tmp_path, model):
         assert out.shape == source.shape and out[0] == 0.0 and np.any(out)
     # nothing is redone; a deleted file is made again alone
     before = (out_dir / "000.wav").read_bytes()
-    assert not syn.vocode_test_set(paths, profile, model, progress=False)["written"].any()
+    assert not vocoding.vocode_test_set(paths, profile, model, progress=False)["written"].any()
     (out_dir / "001.wav").unlink()
-    third = syn.vocode_test_set(paths, profile, model, progress=False)
+    third = vocoding.vocode_test_set(paths, profile, model, progress=False)
     assert third["written"].tolist() == [False, True]
     assert (out_dir / "000.wav").read_bytes() == before
     assert pd.read_csv(out_dir / "timing.csv")["pair"].tolist() == [0, 1]
     # another vocoder (retrained weights) makes them all again
     other = WaveNet(WaveNetConfig.small()).eval()
-    assert syn.vocode_test_set(paths, profile, other, progress=False)["written"].all()
+    assert vocoding.vocode_test_set(paths, profile, other, progress=False)["written"].all()
 
 
 def test_vocode_test_set_from_encoder_estimates_checks_features(tmp_path, model):
     paths = make_test_run(tmp_path, n_pairs=1)
     profile = load_profile("reduced")
     with pytest.raises(FileNotFoundError, match=r"Chapter 2"):
-        syn.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
+        vocoding.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
     enc = paths.encoder("proposed")
     (enc / "test").mkdir(parents=True)
     n = sf.info(paths.test_audio / "000_source.wav").frames // 256
     np.save(enc / "test" / "000.npy", mel(n, 0))
-    (enc / "test" / "000.json").write_text(json.dumps({"pair": 0, "seconds": 100.0}))
+    write_timing(
+        enc / "test" / "timing.csv", {0: {"pair": 0, "seconds": 100.0, "audio_seconds": 1.0}}
+    )
     features = profile.features.to_dict()
     (enc / "config.json").write_text(json.dumps({"features": {**features, "fmin": 95}}))
     with pytest.raises(ValueError, match=r"differ .*\['fmin'\]"):
-        syn.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
+        vocoding.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
     (enc / "config.json").write_text(json.dumps({"features": features}))
-    done = syn.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
+    done = vocoding.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
     assert done["written"].all() and (paths.outputs("proposed") / "000.wav").exists()
     assert done["seconds"].iloc[0] > 100.0  # the encoder's time is part of the pipeline's
     # a retrained encoder (new estimates) makes the old outputs stale
     np.save(enc / "test" / "000.npy", mel(n, 1))
-    again = syn.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
+    again = vocoding.vocode_test_set(paths, profile, model, mel_source="encoder", progress=False)
     assert again["written"].all()
     with pytest.raises(ValueError, match="mel_source"):
-        syn.vocode_test_set(paths, profile, model, mel_source="linear", progress=False)
+        vocoding.vocode_test_set(paths, profile, model, mel_source="linear", progress=False)

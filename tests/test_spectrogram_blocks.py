@@ -1,4 +1,4 @@
-"""Tests of synthsep_lib.blocks: training block sampling and test-time stitching."""
+"""Tests of synthsep_lib.spectrogram_blocks: training block sampling and test-time stitching."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from synthsep_lib.blocks import (
+from synthsep_lib.spectrogram_blocks import (
     BLOCK_FRAMES,
     ShortUtteranceError,
     count_blocks,
@@ -72,7 +72,7 @@ def test_extract_blocks():
 
 
 def test_inference_starts_worked_example():
-    # PAPER_FACTS §2.9: T = 90 → [0, 64] → last replaced by 26.
+    # original_code.md#oc-worked-example: T = 90 → [0, 64] → last replaced by 26.
     assert inference_block_starts(90).tolist() == [0, 26]
     assert inference_block_starts(64).tolist() == [0]
     assert inference_block_starts(128).tolist() == [0, 64]

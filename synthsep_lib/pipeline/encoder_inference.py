@@ -261,6 +261,6 @@ def test_pair_features(paths: RunPaths, profile, variant: str, pair: int) -> dic
         wav_path = require_artifact(paths.test_wav(pair, kind), CHAPTER_DATA)
         wav = audio.load_wav(wav_path, feat.sample_rate)
         spectra[kind] = target_feature(*audio.encoder_features(wav, feat), variant)
-    estimate = paths.encoder_estimates(variant) / f"{int(pair):03d}.npy"
-    spectra["estimate"] = np.load(require_artifact(estimate, "Chapter 2 (02_encoder)"))
+    estimate = paths.encoder_estimate(variant, pair)
+    spectra["estimate"] = np.load(require_artifact(estimate, CHAPTER_ENCODER))
     return spectra

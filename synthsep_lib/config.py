@@ -20,6 +20,7 @@ __all__ = [
     "EncoderConfig",
     "VocoderConfig",
     "DenoiserConfig",
+    "ParallelConfig",
     "Profile",
     "section",
     "load_profile",
@@ -344,6 +345,91 @@ class DenoiserConfig:
 
 
 @dataclass(frozen=True)
+class ParallelConfig:
+    """The parallel vocoder of Chapter 7: model, training on clean speech, fine-tuning.
+
+    Not part of the paper: defaults are a Vocos-sized generator (13.5 M parameters) and
+    schedules for a GPU. See :mod:`synthsep_lib.pipeline.parallel_vocoder_training`.
+
+    Attributes
+    ----------
+    model : dict
+        Overrides of the architecture (``ParallelVocoderConfig`` fields: ``dim``,
+        ``intermediate_dim``, ``num_blocks`` …); empty = Vocos' size.
+    batch_size : int
+        Windows per training step.
+    window_frames : int
+        Window length in mel frames (× 256 samples).
+    learning_rate : float
+        AdamW's rate for the generator and the discriminators (β 0.8 / 0.99).
+    lr_decay : float
+        The rate is multiplied by this every 1000 steps (1 = constant).
+    clip_grad_norm : float
+        Clip each network's gradient norm to this value; 0 = no clipping.
+    mel_weight, stft_weight : float
+        Weights of the log-mel L1 and the multi-resolution STFT losses.
+    adversarial_start : int
+        Step from which the discriminators train and judge (before it: spectral losses only).
+    adversarial_weight, feature_matching_weight : float
+        Weights of the generator's GAN loss and of feature matching.
+    period_channels : tuple of int
+        Widths of the multi-period discriminator's strided convolutions.
+    resolution_channels : int
+        Width of the multi-resolution discriminator's convolutions.
+    ema_decay : float
+        Decay of a moving average of the generator's weights, which then synthesises;
+        0 = none (the trained weights synthesise).
+    steps : int
+        Training steps on clean speech.
+    finetune_steps : int
+        Further steps on the encoder's estimates of simulated training mixtures.
+    finetune_learning_rate : float
+        Rate of the fine-tuning steps.
+    finetune_rounds : int
+        Mixtures simulated per training utterance for fine-tuning (each with a fresh
+        interferer).
+    checkpoint_interval, log_interval : int
+        Steps between checkpoints and between rows of ``history.csv``.
+    synthesis_files : int
+        Test files the chapter synthesises (0 = all).
+    seed : int
+        Seed of weights, windows and mixtures.
+    """
+
+    model: dict = field(default_factory=dict)
+    batch_size: int = 16
+    window_frames: int = 64
+    learning_rate: float = 5e-4
+    lr_decay: float = 1.0
+    clip_grad_norm: float = 0.0
+    mel_weight: float = 45.0
+    stft_weight: float = 1.0
+    adversarial_start: int = 0
+    adversarial_weight: float = 1.0
+    feature_matching_weight: float = 2.0
+    period_channels: tuple[int, ...] = (32, 128, 512, 1024)
+    resolution_channels: int = 32
+    ema_decay: float = 0.0
+    steps: int = 1_000_000
+    finetune_steps: int = 100_000
+    finetune_learning_rate: float = 1e-4
+    finetune_rounds: int = 1
+    checkpoint_interval: int = 10_000
+    log_interval: int = 100
+    synthesis_files: int = 0
+    seed: int = 1234
+
+    def __post_init__(self):
+        object.__setattr__(self, "period_channels", tuple(int(c) for c in self.period_channels))
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"parallel ema_decay must be in [0, 1); got {self.ema_decay}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(f"parallel lr_decay must be in (0, 1]; got {self.lr_decay}")
+        if self.finetune_rounds < 1:
+            raise ValueError(f"parallel finetune_rounds must be >= 1; got {self.finetune_rounds}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named bundle of every setting a chapter needs."""
 
@@ -353,6 +439,7 @@ class Profile:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -364,6 +451,7 @@ SECTIONS = {
     "encoder": EncoderConfig,
     "vocoder": VocoderConfig,
     "denoiser": DenoiserConfig,
+    "parallel": ParallelConfig,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -105,3 +106,34 @@ def test_a_failing_chapter_fails_the_build(tmp_path, capsys):
     assert status == 1
     err = capsys.readouterr().err
     assert "notebooks/broken.ipynb" in err and "deliberate failure" in err
+
+
+def test_the_chapters_that_run_last_are_chapters_of_the_book():
+    assert set(book.RUN_LAST) <= {notebook.stem for notebook in CHAPTERS}
+
+
+def test_evaluation_chapters_execute_after_every_other_chapter(tmp_path, monkeypatch):
+    import papermill
+
+    book_order = ["01_data", "05_evaluation", "06_listening_test", "07_beyond"]
+    (tmp_path / "notebooks").mkdir()
+    toc = "".join(f"  - file: notebooks/{stem}\n" for stem in book_order)
+    (tmp_path / "_toc.yml").write_text(f"format: jb-book\nroot: intro\nchapters:\n{toc}")
+    for stem in book_order:
+        nbformat.write(nbformat.v4.new_notebook(), tmp_path / "notebooks" / f"{stem}.ipynb")
+    executed = []
+    monkeypatch.setattr(
+        papermill, "execute_notebook", lambda source, *args, **kwargs: executed.append(source)
+    )
+
+    def run(only=None):
+        executed.clear()
+        status = book.execute(
+            "reduced", tmp_path, tmp_path / "runs", tmp_path / "out", only=only, root=tmp_path
+        )
+        assert status == 0
+        return [Path(source).stem for source in executed]
+
+    assert run() == ["01_data", "07_beyond", "05_evaluation", "06_listening_test"]
+    assert run(only=["06_listening_test", "07_beyond"]) == ["07_beyond", "06_listening_test"]
+    assert [notebook.stem for notebook in book.chapters(tmp_path)] == book_order  # rendering

@@ -63,6 +63,14 @@ REQUIRED = {
         "evaluation.metrics._paper_sdr",
     ],
     "06_listening_test": ["evaluation.listening.analysis.sign_test"],
+    "07_parallel_vocoder": [
+        "vocoder.parallel.ConvNeXtBlock.forward",
+        "vocoder.parallel.MagnitudePrior.forward",
+        "vocoder.parallel.ISTFTHead.spectrum",
+        "vocoder.parallel.overlap_add_istft",
+        "vocoder.adversarial.training_step",
+        "pipeline.estimate_pairs.build_estimate_pairs",
+    ],
 }
 
 CHAPTERS = sorted(REQUIRED)

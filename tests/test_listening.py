@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,9 @@ import pytest
 import yaml
 
 from synthsep_lib import audio
+from synthsep_lib.evaluation import tables
 from synthsep_lib.evaluation.listening import analysis, design, export, session, stimulus
-from synthsep_lib.pipeline import listening_test
+from synthsep_lib.pipeline import listening_test, scoring
 from synthsep_lib.pipeline.runs import RunPaths
 
 SR = 16000
@@ -419,3 +421,60 @@ def test_webmushra_export(run, stimuli, tmp_path):
     assert (dest / "trial_000" / "reference.wav").read_bytes() == mixture
     with pytest.raises(ValueError, match="no test pair"):
         export.export_webmushra(stimuli, dest, dest, systems=("proposed", "b9"))
+
+
+def test_comparisons_name_every_system_by_its_table_one_row():
+    assert design.comparison_label("proposed", "b1") == "Proposed vs B1"
+    assert design.comparison_label("proposed-parallel-ft", "b1") == "Proposed-parallel-ft vs B1"
+    assert (
+        design.comparison_label("proposed-parallel-ft", "proposed")
+        == "Proposed-parallel-ft vs Proposed"
+    )
+    every = design.compared_systems(design.COMPARISONS + design.OPTIONAL_COMPARISONS)
+    assert set(every) <= set(tables.ALL_ROWS.values())  # no label falls back to a folder
+
+
+def test_optional_comparisons_only_when_asked_and_their_outputs_exist():
+    paper_only = ["proposed", "b1", "b2"]
+    assert design.comparisons_to_run(False, [*paper_only, "proposed-parallel-ft"]) == (
+        design.COMPARISONS
+    )
+    assert design.comparisons_to_run(True, paper_only) == design.COMPARISONS
+    both = design.comparisons_to_run(True, [*paper_only, "proposed-parallel-ft"])
+    assert both == design.COMPARISONS + design.OPTIONAL_COMPARISONS
+    assert design.compared_systems(both) == ("proposed", "b1", "b2", "proposed-parallel-ft")
+
+
+def test_optional_comparisons_flow_through_the_whole_test(run, tmp_path):
+    rng = np.random.default_rng(4)
+    for pair in range(4):
+        wav = 0.1 * rng.uniform(-1, 1, SR).astype(np.float32)
+        audio.save_wav(run.output_wav("proposed-parallel-ft", pair), wav, SR)
+    with_outputs = [method for method, files in scoring.method_outputs(run).items() if files]
+    comparisons = design.comparisons_to_run(True, with_outputs)
+    assert ("proposed-parallel-ft", "proposed") in comparisons
+    systems = design.compared_systems(comparisons)
+    with pytest.warns(UserWarning, match="test pair 3 left out"):  # its b2 output is silent
+        stimuli = listening_test.prepare_stimuli(run, SR, systems)
+    assert set(stimuli["role"]) == {"mixture", *systems}
+
+    plan = session.make_session_plan(stimuli, "ann", "naturalness", 2, 0, comparisons)
+    assert plan.groupby(["system", "opponent"]).size().to_dict() == {c: 2 for c in comparisons}
+    responses = session.simulated_responses(
+        stimuli, n_listeners=2, n_pairs=2, comparisons=comparisons
+    )
+    summary = analysis.summary_table(responses)
+    labels = [design.comparison_label(*c) for c in comparisons]
+    assert sorted(summary.index) == sorted(labels)
+    assert summary.loc["Proposed vs B1", "paper pearson r"] == 0.51
+    assert np.isnan(summary.loc["Proposed-parallel-ft vs Proposed", "paper pearson r"])
+    # Both sessions of a comparison are matched per pair, not mixed with another
+    # comparison against the same opponent.
+    agreement = analysis.attribute_agreement(responses)
+    assert (agreement["n"] == 2 * 2).all()
+
+    config = export.export_webmushra(
+        stimuli, listening_test.listening_dir(run) / "stimuli", tmp_path / "web", systems=systems
+    )
+    page = yaml.safe_load(config.read_text())["pages"][0][1]
+    assert [Path(f).stem for f in page["stimuli"].values()] == list(systems)

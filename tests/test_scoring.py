@@ -13,6 +13,7 @@ from synthsep_lib.evaluation import paper_numbers, tables
 from synthsep_lib.mixing import MANIFEST_COLUMNS, write_test_manifest
 from synthsep_lib.pipeline import scoring as runner
 from synthsep_lib.pipeline.runs import RunPaths
+from synthsep_lib.pipeline.vocoding import PARALLEL_METHODS
 
 SR = 22050
 PAIRS = 5
@@ -139,7 +140,38 @@ def test_timing_table_projects_the_real_time_factor(tmp_path):
     assert timing.loc["B1", "rtf"] == pytest.approx(0.5)
     assert timing.loc["B1", "projected hours (100 files)"] == pytest.approx(0.5 * 657 / 3600)
     assert timing.loc["B1", "paper hours"] == 0.5
-    assert timing.loc["B1", "paper hours"] == 0.5
+
+
+def test_rows_beyond_the_paper_are_the_parallel_vocoders_outputs():
+    assert set(tables.BEYOND_PAPER_ROWS.values()) == set(PARALLEL_METHODS)
+
+
+def test_table_one_ends_with_the_rows_beyond_the_paper_not_run_until_they_are(tmp_path):
+    scores = pd.DataFrame(
+        {"method": ["input", "proposed-parallel-ft"], "pair": [0, 0], "stoi": [0.5, 0.8]}
+    )
+    table = tables.table_one(scores)
+    beyond = list(tables.BEYOND_PAPER_ROWS)
+    assert list(table.index) == list(tables.ALL_ROWS)
+    assert list(table.index[-len(beyond) :]) == beyond
+    assert table.loc["Proposed-parallel-ft", "status"] == "computed"
+    assert table.loc["Proposed-parallel-ft", "STOI"] == 0.8
+    assert (
+        table.loc[["Proposed-parallel", "Parallel vocoder on the true mel (oracle)"], "status"]
+        == "not run"
+    ).all()
+    assert np.isnan(table.loc["Proposed-parallel-ft", "paper PESQ"])  # not in the paper
+
+    paths = RunPaths(tmp_path, "reduced")
+    for method, seconds in (("b1", 1.0), ("parallel-gt-mel", 0.2)):
+        paths.outputs(method).mkdir(parents=True)
+        pd.DataFrame({"pair": [0], "seconds": [seconds], "audio_seconds": [2.0]}).to_csv(
+            paths.outputs(method) / "timing.csv", index=False
+        )
+    timing = tables.timing_table(runner.read_timings(paths))
+    assert list(timing.index) == ["B1", "Parallel vocoder on the true mel (oracle)"]
+    assert timing.loc["Parallel vocoder on the true mel (oracle)", "rtf"] == pytest.approx(0.1)
+    assert np.isnan(timing.loc["Parallel vocoder on the true mel (oracle)", "paper hours"])
 
 
 def test_table_one_counts_undefined_values_instead_of_faking_them():

@@ -19,7 +19,12 @@ CFG = FeatureConfig()
 SR = CFG.sample_rate
 GAIN = 1.49926  # plateau of Σ w_sym·w_per: the authors' ISTFT gain on a GT-phase spectrum
 PROFILE = Profile(name="reduced")
-NEEDS_ESTIMATES = {"proposed-res-gt": "proposed", "b1-gt": "b1", "b1": "b1"}
+NEEDS_ESTIMATES = {
+    "proposed-res-gt": "proposed",
+    "b1-gt": "b1",
+    "b1": "b1",
+    "proposed-gl": "proposed",
+}
 
 
 def si_snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -101,6 +106,7 @@ def test_registry_lists_every_signal_method_with_its_needs():
         "ibm-gt",
         "mel-res-gt",
         "mel-gl",
+        "proposed-gl",
     ]
     needs = {m: s.estimate for m, s in sm.METHODS.items() if s.estimate}
     assert needs == NEEDS_ESTIMATES
@@ -116,7 +122,7 @@ def test_write_signal_outputs_writes_and_resumes(tmp_path):
     write_perfect_estimates(paths)
     first = sm.write_signal_outputs(paths, PROFILE, progress=False)
     assert list(first.columns) == ["method", "pair", "path", "written", "seconds", "audio_seconds"]
-    assert len(first) == 7 * 2 and first["written"].all()
+    assert len(first) == len(sm.METHODS) * 2 and first["written"].all()
     assert set(first["method"]) == set(sm.METHODS)
     for method in sm.METHODS:
         timing = pd.read_csv(paths.outputs(method) / "timing.csv")
@@ -140,6 +146,7 @@ def test_write_signal_outputs_writes_and_resumes(tmp_path):
     # with a perfect estimate, Proposed-res-gt is its true-mel ceiling and B1-gt the
     # scaled target (× the ISTFT gain), aligned with the source
     np.testing.assert_array_equal(out["proposed-res-gt"], out["mel-res-gt"])
+    np.testing.assert_array_equal(out["proposed-gl"], out["mel-gl"])
     np.testing.assert_allclose(out["b1-gt"] / GAIN, target, atol=1e-3 * np.abs(target).max())
     assert si_snr_db(source, out["b1-gt"]) > 40
     assert si_snr_db(source, out["b1"]) < 10 < si_snr_db(source, out["mel-res-gt"])  # GL phase

@@ -26,8 +26,8 @@ from conftest import ENCODER_TEST_DATA  # noqa: E402
 from synthsep_lib.config import load_profile  # noqa: E402
 from synthsep_lib.pipeline import vocoder_training as train_module  # noqa: E402
 from synthsep_lib.pipeline.runs import RunConfigError, RunPaths  # noqa: E402
+from synthsep_lib.pipeline.torch_training import TrainingWindows  # noqa: E402
 from synthsep_lib.pipeline.vocoder_training import (  # noqa: E402
-    TrainingWindows,
     load_trained_vocoder,
     noam_learning_rate,
     train_vocoder,

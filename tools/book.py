@@ -3,12 +3,14 @@
     python tools/book.py execute --profile reduced --out _build/executed
     python tools/book.py render --executed _build/executed --out _build/html
 
-Chapters are taken from ``_toc.yml`` in book order. ``execute`` stops at the first
-chapter that fails (later chapters depend on its artifacts) and exits non-zero, naming
-the chapter and the cell. ``render`` copies the book sources beside the executed
-notebooks into a staging folder (without papermill's injected-parameters cell, which
-holds this machine's paths) and runs Jupyter Book there with execution off, so nothing
-is executed twice and the committed notebooks stay free of outputs.
+Chapters are taken from ``_toc.yml``. ``execute`` runs them in book order, except the
+evaluation chapters (:data:`RUN_LAST`), which run after every other chapter; it stops at
+the first chapter that fails (later chapters depend on its artifacts) and exits
+non-zero, naming the chapter and the cell. ``render`` keeps the book order: it copies
+the book sources beside the executed notebooks into a staging folder (without
+papermill's injected-parameters cell, which holds this machine's paths) and runs Jupyter
+Book there with execution off, so nothing is executed twice and the committed notebooks
+stay free of outputs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+#: Chapters (stems) that execute after every other chapter, in book order among
+#: themselves: they evaluate the outputs the others write (Table I scores every method
+#: folder, the listening test compares them), so a chapter placed after them in the
+#: book, such as one adding a method beyond the paper, must have run first.
+RUN_LAST = ("05_evaluation", "06_listening_test")
 
 
 def chapters(root: Path = ROOT) -> list[Path]:
@@ -45,6 +52,15 @@ def chapters(root: Path = ROOT) -> list[Path]:
     return [Path(f"{name}.ipynb") for name in files if (root / f"{name}.ipynb").exists()]
 
 
+def execution_order(notebooks: list[Path]) -> list[Path]:
+    """``notebooks`` (book order) with the :data:`RUN_LAST` chapters moved to the end.
+
+    The sort is stable, so every other chapter, and the ``RUN_LAST`` chapters among
+    themselves, keep their book order.
+    """
+    return sorted(notebooks, key=lambda notebook: notebook.stem in RUN_LAST)
+
+
 def execute(
     profile: str,
     data_root: Path,
@@ -53,10 +69,11 @@ def execute(
     only: list[str] | None = None,
     root: Path = ROOT,
 ) -> int:
-    """Run every chapter of the book at ``root`` with papermill into ``out``.
+    """Run the chapters of the book at ``root`` with papermill into ``out``.
 
-    Returns 0 when every chapter ran, 1 at the first failure (later chapters need its
-    artifacts, so they are not attempted).
+    Chapters run in :func:`execution_order`; ``only`` (chapter stems) runs just those, in
+    the same order. Returns 0 when every chapter ran, 1 at the first failure (later
+    chapters need its artifacts, so they are not attempted).
     """
     import papermill
 
@@ -66,7 +83,7 @@ def execute(
         "data_root": str(data_root.resolve()),
         "run_root": str(run_root.resolve()),
     }
-    for notebook in chapters(root):
+    for notebook in execution_order(chapters(root)):
         if only and notebook.stem not in only:
             continue
         target = out / notebook
@@ -167,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--data-root", type=Path, default=Path("data"))
     run.add_argument("--run-root", type=Path, default=Path("runs"))
     run.add_argument("--out", type=Path, default=Path("_build/executed"))
-    run.add_argument("--only", nargs="*", help="chapter stems to run (default: all)")
+    run.add_argument(
+        "--only", nargs="*", help="chapter stems to run, in execution order (default: all)"
+    )
     ren = sub.add_parser("render", help="render the executed chapters with Jupyter Book")
     ren.add_argument("--executed", type=Path, default=Path("_build/executed"))
     ren.add_argument("--out", type=Path, default=Path("_build/html"))

@@ -10,6 +10,8 @@ from synthsep_lib.evaluation import paper_numbers
 __all__ = [
     "TABLE_ONE_ROWS",
     "EXTRA_ROWS",
+    "BEYOND_PAPER_ROWS",
+    "ALL_ROWS",
     "table_one",
     "timing_table",
 ]
@@ -25,13 +27,26 @@ TABLE_ONE_ROWS = {
     "IBM-gt": "ibm-gt",
 }
 #: Rows this book adds (not in the paper's table): decoders fed the true mel instead of
-#: the encoder's estimate (``synthsep_lib.pipeline.signal_methods.METHODS`` and the
-#: WaveNet's vocoder oracle, ``synthsep_lib.pipeline.vocoding``).
+#: the encoder's estimate, and the estimate decoded without a vocoder
+#: (``synthsep_lib.pipeline.signal_methods.METHODS`` and the WaveNet's vocoder oracle,
+#: ``synthsep_lib.pipeline.vocoding``).
 EXTRA_ROWS = {
     "Mel-res-gt (true mel, oracle)": "mel-res-gt",
     "Mel + Griffin-Lim (oracle)": "mel-gl",
     "WaveNet on the true mel (oracle)": "wavenet-gt-mel",
+    "Proposed mel + Griffin-Lim (no vocoder)": "proposed-gl",
 }
+#: Rows beyond the paper: Chapter 7's parallel vocoder in place of the WaveNet, fed the
+#: encoder's estimate (trained on clean mels, or fine-tuned on the estimates) or the true
+#: mel (``synthsep_lib.pipeline.vocoding.PARALLEL_METHODS``).
+BEYOND_PAPER_ROWS = {
+    "Proposed-parallel": "proposed-parallel",
+    "Proposed-parallel-ft": "proposed-parallel-ft",
+    "Parallel vocoder on the true mel (oracle)": "parallel-gt-mel",
+}
+#: Every row of the book's Table I, in its order: the paper's, the extra oracles, the rows
+#: beyond the paper. The default rows of :func:`table_one` and :func:`timing_table`.
+ALL_ROWS = {**TABLE_ONE_ROWS, **EXTRA_ROWS, **BEYOND_PAPER_ROWS}
 
 #: Book column -> metric column of ``metrics.csv``. The first three follow the paper's
 #: protocol; the others are today's conventions and extra views.
@@ -56,7 +71,7 @@ def table_one(metrics: pd.DataFrame, rows: dict[str, str] | None = None) -> pd.D
         From :func:`~synthsep_lib.pipeline.scoring.evaluate_outputs`: columns
         ``method``, ``pair`` and metric columns.
     rows : dict, optional
-        Row name -> method; default the paper's rows then this book's extra rows.
+        Row name -> method; default :data:`ALL_ROWS`.
 
     Returns
     -------
@@ -68,7 +83,7 @@ def table_one(metrics: pd.DataFrame, rows: dict[str, str] | None = None) -> pd.D
         ``paper STOI``, ``paper SDR``. Systems without outputs have NaN means and
         ``status`` "not run".
     """
-    rows = rows or {**TABLE_ONE_ROWS, **EXTRA_ROWS}
+    rows = rows or ALL_ROWS
     records = {}
     for name, method in rows.items():
         part = metrics[metrics["method"] == method]
@@ -93,7 +108,8 @@ def timing_table(timings: pd.DataFrame, rows: dict[str, str] | None = None) -> p
         From :func:`~synthsep_lib.pipeline.scoring.read_timings` (index method,
         columns ``files``, ``seconds``, ``audio_seconds``, ``rtf``).
     rows : dict, optional
-        Row name -> method, as in :func:`table_one`.
+        Row name -> method; default :data:`ALL_ROWS`. Methods without timings are left
+        out.
 
     Returns
     -------
@@ -104,7 +120,7 @@ def timing_table(timings: pd.DataFrame, rows: dict[str, str] | None = None) -> p
         stands in for the unknown durations of the paper's files), and ``paper hours``
         (:data:`~paper_numbers.PROCESSING_HOURS`) where the paper reports one.
     """
-    rows = rows or {**TABLE_ONE_ROWS, **EXTRA_ROWS}
+    rows = rows or ALL_ROWS
     records = {}
     for name, method in rows.items():
         if method not in timings.index:

@@ -22,6 +22,7 @@ __all__ = [
     "CHAPTER_ENCODER",
     "CHAPTER_VOCODER",
     "CHAPTER_BASELINES",
+    "CHAPTER_PARALLEL",
     "RunPaths",
     "require_artifact",
     "RunConfigError",
@@ -38,6 +39,7 @@ CHAPTER_DATA = "Chapter 1 (01_data_simulation)"
 CHAPTER_ENCODER = "Chapter 2 (02_encoder)"
 CHAPTER_VOCODER = "Chapter 3 (03_wavenet_vocoder)"
 CHAPTER_BASELINES = "Chapter 4 (04_baselines)"
+CHAPTER_PARALLEL = "Chapter 7 (07_parallel_vocoder)"
 
 
 class RunPaths:
@@ -93,6 +95,11 @@ class RunPaths:
     @property
     def vocoder(self) -> Path:
         return self.root / "vocoder" / "wavenet"
+
+    @property
+    def parallel_vocoder(self) -> Path:
+        """``vocoder/parallel/``: the parallel vocoder's training data and its two stages."""
+        return self.root / "vocoder" / "parallel"
 
     def baseline(self, name: str) -> Path:
         return self.root / "baselines" / name

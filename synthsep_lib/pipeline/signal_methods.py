@@ -16,6 +16,7 @@ method (folder)      needs                     what it is (original_code.md#oc-b
 ``ibm-gt``           s1, noise                 ideal binary mask, s1 phase
 ``mel-res-gt``       target, s1                Proposed-res-gt with the true mel (extra row)
 ``mel-gl``           target, s1                true mel → W⁺ → Griffin–Lim (extra row)
+``proposed-gl``      proposed estimate, s1     estimated mel → W⁺ → Griffin–Lim (extra row)
 ===================  ========================  ==============================================
 
 "s1" is ``NNN_source.wav`` (the unscaled target, also the length reference), "target"
@@ -138,6 +139,16 @@ METHODS = {
             feat,
             seed=int(row["pair"]),
             length=x["source"].shape[0],
+        ),
+    ),
+    "proposed-gl": SignalMethod(
+        "the Proposed encoder's estimated mel → W⁺ → 100 Griffin–Lim iterations, seeded "
+        "with the pair number: the estimate decoded without a vocoder, which separates the "
+        "encoder's errors from a vocoder's (not in Table I)",
+        (),
+        "proposed",
+        lambda x, row, feat: mel_griffin_lim(
+            x["estimate"], feat, seed=int(row["pair"]), length=x["source"].shape[0]
         ),
     ),
 }

@@ -1,8 +1,9 @@
-"""WaveNet outputs over the test set: from the true mel (the vocoder oracle) or from the
-encoder's estimates (the Proposed method).
+"""Vocoder outputs over the test set: from the true mel (a vocoder oracle) or from the
+encoder's estimates (a Proposed method).
 
-:func:`vocode_test_set` synthesises the test pairs of Chapter 1 with
-:func:`synthsep_lib.vocoder.generation.generate_utterances` into
+:func:`vocode_test_set` synthesises the test pairs of Chapter 1 with the WaveNet
+(:func:`synthsep_lib.vocoder.generation.generate_utterances`),
+:func:`vocode_test_set_parallel` with the parallel vocoder, into
 ``runs/<profile>/outputs/<method>/NNN.wav`` with ``timing.csv``.
 """
 
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..audio import target_mel
 from ..files import file_sha1
@@ -32,10 +35,19 @@ from .test_set import load_test_signal, run_over_test_set, test_rows, wav_writer
 __all__ = [
     "vocode_test_set",
     "MEL_SOURCES",
+    "PARALLEL_METHODS",
+    "vocode_test_set_parallel",
 ]
 
 #: Where the mel of :func:`vocode_test_set` comes from → default output folder.
 MEL_SOURCES = {"ground-truth": "wavenet-gt-mel", "encoder": "proposed"}
+
+#: Output folder of the parallel vocoder → (training stage of the vocoder, mel source).
+PARALLEL_METHODS = {
+    "parallel-gt-mel": ("clean", "ground-truth"),
+    "proposed-parallel": ("clean", "encoder"),
+    "proposed-parallel-ft": ("finetuned", "encoder"),
+}
 
 
 @dataclass
@@ -46,7 +58,7 @@ class _Job:
     encoder_seconds: float
 
 
-def _weights_sha1(model: WaveNet) -> str:
+def _weights_sha1(model: torch.nn.Module) -> str:
     """SHA-1 over the model's parameters: which vocoder made an output."""
     digest = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
@@ -66,6 +78,25 @@ def _check_features(paths: RunPaths, profile) -> None:
             f"the encoder in {config.parent} was trained on mel features that differ from "
             f"the vocoder's in {diff}; rerun Chapter 2 with this profile's features"
         )
+
+
+def _test_mel(paths: RunPaths, profile, row: dict, mel_source: str) -> _Job:
+    """The mel a vocoder gets for one test row, with the encoder's seconds for it."""
+    pair = int(row["pair"])
+    if mel_source == "ground-truth":  # mel of the unscaled source, as the authors'
+        source = load_test_signal(paths, row, "source", profile.features.sample_rate)
+        return _Job(pair, target_mel(source, profile), int(row["num_samples"]), 0.0)
+    mel = np.load(require_artifact(paths.encoder_estimate("proposed", pair), CHAPTER_ENCODER))
+    return _Job(pair, mel, int(row["num_samples"]), encoder_seconds(paths, "proposed", pair))
+
+
+def _made_from(paths: RunPaths, profile, model, mel_source: str, pairs) -> str:
+    """What a vocoder's test outputs depend on: manifest, weights and, if used, estimates."""
+    made_from = f"{file_sha1(paths.test_manifest)}; vocoder {_weights_sha1(model)}"
+    if mel_source == "encoder":  # new estimates (a retrained encoder) make new outputs
+        _check_features(paths, profile)
+        made_from += f"; encoder/proposed estimates {estimates_sha1(paths, 'proposed', pairs)}"
+    return made_from
 
 
 def _job_groups(jobs: list[_Job], batch_size: int, fold: int, overlap: int) -> list[list[_Job]]:
@@ -142,19 +173,10 @@ def vocode_test_set(
     else:
         rows = test_rows(paths, pairs)
     pairs = [int(r["pair"]) for r in rows]
-    made_from = f"{file_sha1(paths.test_manifest)}; vocoder {_weights_sha1(model)}"
-    if mel_source == "encoder":  # new estimates (a retrained encoder) make new outputs
-        _check_features(paths, profile)
-        made_from += f"; encoder/proposed estimates {estimates_sha1(paths, 'proposed', pairs)}"
+    made_from = _made_from(paths, profile, model, mel_source, pairs)
 
     def job(row: dict) -> _Job:
-        pair = int(row["pair"])
-        if mel_source == "ground-truth":  # mel of the unscaled source, as the authors'
-            mel = target_mel(load_test_signal(paths, row, "source", feat.sample_rate), profile)
-            return _Job(pair, mel, int(row["num_samples"]), 0.0)
-        mel = np.load(require_artifact(paths.encoder_estimate("proposed", pair), CHAPTER_ENCODER))
-        seconds = encoder_seconds(paths, "proposed", pair)
-        return _Job(pair, mel, int(row["num_samples"]), seconds)
+        return _test_mel(paths, profile, row, mel_source)
 
     fold, overlap = fold_frames(profile)
     jobs: dict[int, _Job] = {}
@@ -188,5 +210,78 @@ def vocode_test_set(
         produce,
         save=wav_writer(feat.sample_rate),
         batches=batches,
+        progress=progress,
+    ).assign(method=method)
+
+
+def vocode_test_set_parallel(
+    paths: RunPaths,
+    profile,
+    model: torch.nn.Module,
+    method: str,
+    *,
+    pairs: Sequence[int] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Synthesise test pairs with the parallel vocoder and write them as a method's outputs.
+
+    ``method`` (:data:`PARALLEL_METHODS`) says where the mel comes from: the true mel of
+    ``NNN_source.wav`` (``parallel-gt-mel``) or the Proposed encoder's estimate (the two
+    ``proposed-parallel`` rows). One utterance is one pass of the network; its output
+    sample t is sample t of the source (no shift), cut or zero-padded to the source's
+    length. ``timing.csv``'s ``seconds`` is that pass, plus the encoder's seconds for an
+    estimate. Outputs are resumable and tied to the manifest, the weights and the
+    estimates, as in :func:`vocode_test_set`.
+
+    Parameters
+    ----------
+    paths : RunPaths
+    profile : Profile
+        ``features``; ``parallel.synthesis_files`` limits the default pairs.
+    model : torch.nn.Module
+        A :class:`~synthsep_lib.vocoder.parallel.ParallelVocoder` in eval mode.
+    method : str
+        A key of :data:`PARALLEL_METHODS`.
+    pairs : sequence of int, optional
+    progress : bool
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair with :data:`~synthsep_lib.pipeline.test_set.OUTPUT_COLUMNS`.
+    """
+    if method not in PARALLEL_METHODS:
+        raise ValueError(f"method must be one of {list(PARALLEL_METHODS)}; got {method!r}")
+    mel_source = PARALLEL_METHODS[method][1]
+    feat = profile.features
+    if pairs is None:
+        rows = test_rows(paths)
+        if profile.parallel.synthesis_files > 0:
+            rows = rows[: profile.parallel.synthesis_files]
+    else:
+        rows = test_rows(paths, pairs)
+    made_from = _made_from(paths, profile, model, mel_source, [int(r["pair"]) for r in rows])
+    device = next(model.parameters()).device
+
+    def produce(group: list[dict]):
+        for row in group:
+            job = _test_mel(paths, profile, row, mel_source)
+            mel = torch.from_numpy(np.ascontiguousarray(job.mel.T[None])).to(device)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                wave = model(mel)[0].cpu().numpy()
+            seconds = time.perf_counter() - start
+            out = np.zeros(job.length, np.float32)
+            n = min(job.length, wave.shape[0])
+            out[:n] = wave[:n]
+            yield job.pair, out, job.encoder_seconds + seconds, job.length / feat.sample_rate
+
+    return run_over_test_set(
+        f"parallel vocoder → {method}",
+        paths.outputs(method),
+        made_from,
+        rows,
+        produce,
+        save=wav_writer(feat.sample_rate),
         progress=progress,
     ).assign(method=method)

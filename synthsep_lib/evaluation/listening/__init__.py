@@ -3,10 +3,11 @@
 The paper (see original_code.md#oc-results) ran two paired-comparison tests, **Proposed vs B1** and
 **Proposed vs B2**: each trial plays the outputs of two systems for the same mixture, in
 random A/B order, with the mixture as reference, and the listener rates one statement
-on a five-point scale. The package, in the order a test runs:
+on a five-point scale. Comparisons beyond the paper (Chapter 7's parallel vocoder) can
+be added. The package, in the order a test runs:
 
-- ``design``: the test's design (the answer scale, the two attributes, the comparisons,
-  the columns of a responses table) and the score convention;
+- ``design``: the test's design (the answer scale, the two attributes, the paper's and
+  the optional comparisons, the columns of a responses table) and the score convention;
 - ``stimulus``: loudness measurement (ITU-R BS.1770) and the loudness-normalised
   stimulus files;
 - ``session``: one listener's seeded session plan, the crash-safe response store, the

@@ -2,7 +2,7 @@
 
 Every function takes a responses table (columns :data:`.design.RESPONSE_COLUMNS`, one
 row per answer) and analyses its ``score``, the answer about the scored system (5 =
-Proposed better), per comparison and attribute:
+scored system better; Proposed in the paper's tests), per comparison and attribute:
 
 * :func:`answer_distribution`: the share of each answer (the paper's Fig. 3);
 * :func:`mean_scores`: mean scores with Student-t confidence intervals;

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...files import atomic_path, write_text_atomic
-from .design import REFERENCE_ROLE
+from .design import COMPARISONS, REFERENCE_ROLE, compared_systems
 from .stimulus import stimulus_path
 
 __all__ = ["export_webmushra"]
@@ -21,7 +21,7 @@ def export_webmushra(
     stimuli_dir: str | os.PathLike,
     dest: str | os.PathLike,
     *,
-    systems: Sequence[str] = ("proposed", "b1", "b2"),
+    systems: Sequence[str] = compared_systems(COMPARISONS),
     test_id: str = "synthsep",
     audio_root: str | None = None,
 ) -> Path:
@@ -45,7 +45,8 @@ def export_webmushra(
     dest : path-like
         Export folder.
     systems : sequence of str
-        Conditions on every page; pairs lacking one are skipped.
+        Conditions on every page (default those of the paper's comparisons); pairs
+        lacking one are skipped.
     test_id : str
         webMUSHRA ``testId`` and file name of the configuration.
     audio_root : str, optional

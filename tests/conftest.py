@@ -60,6 +60,36 @@ def book_build(request):
     }
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a test module: tiny models and per-step ops run far faster
+    without inter-thread hand-offs (use with ``pytestmark = usefixtures(...)``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def assert_same_tensors(a, b):
+    """Nested dicts/lists of tensors and plain values are equal, tensors bit for bit."""
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_tensors(a[key], b[key])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same_tensors(x, y)
+    else:
+        assert a == b
+
+
 #: Data settings of the small run folder the encoder tests share (3 test pairs).
 ENCODER_TEST_DATA = {"lj_test_size": 0.25, "test_pairs": 3}
 
@@ -89,6 +119,13 @@ def encoder_mini_run(tmp_path_factory):
     mixing.write_test_manifest(paths.test_manifest, manifest)
     mixing.write_test_set(manifest, lj, esc, profile, paths.test_audio, progress=False)
     return {"lj": lj, "esc": esc, "splits": splits, "data": paths.data}
+
+
+@pytest.fixture(scope="module")
+def vocoder_mini_run(encoder_mini_run):
+    """:func:`encoder_mini_run` and ``data_root``, the folder holding ``mini/LJSpeech-1.1``
+    (what the vocoder trainers read the corpus from)."""
+    return {**encoder_mini_run, "data_root": Path(encoder_mini_run["lj"].root).parents[1]}
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

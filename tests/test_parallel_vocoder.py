@@ -40,18 +40,12 @@ from synthsep_lib.vocoder.parallel import (  # noqa: E402
     overlap_add_istft,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FEATURES = FeatureConfig()
 HOP, FFT = FEATURES.hop_size, FEATURES.fft_size  # 256, 1024
 TINY = ParallelVocoderConfig(dim=16, intermediate_dim=32, num_blocks=1)
 WEIGHTS = {"mel": 45.0, "stft": 1.0, "adversarial": 1.0, "feature_matching": 2.0}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads cost more than they give
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_vocoder(seed: int = 0) -> ParallelVocoder:

@@ -22,7 +22,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import ENCODER_TEST_DATA  # noqa: E402
+from conftest import ENCODER_TEST_DATA, assert_same_tensors  # noqa: E402
 
 from synthsep_lib.config import load_profile  # noqa: E402
 from synthsep_lib.files import file_sha1  # noqa: E402
@@ -34,6 +34,8 @@ from synthsep_lib.pipeline.parallel_vocoder_training import (  # noqa: E402
 )
 from synthsep_lib.pipeline.runs import RunConfigError, RunPaths  # noqa: E402
 from synthsep_lib.pipeline.torch_training import TrainingWindows  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = {"dim": 16, "intermediate_dim": 32, "num_blocks": 1}
@@ -63,14 +65,6 @@ TINY_ENCODER = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads cost more than they give
-    yield
-    torch.set_num_threads(threads)
-
-
 def overrides(model=None, **parallel) -> dict:
     return {
         "data": ENCODER_TEST_DATA,
@@ -84,9 +78,8 @@ def tiny_profile(model=None, **parallel):
 
 
 @pytest.fixture(scope="module")
-def mini(encoder_mini_run):
-    """Readers and Chapter 1's data folder; ``data_root`` holds ``mini/LJSpeech-1.1``."""
-    return {**encoder_mini_run, "data_root": Path(encoder_mini_run["lj"].root).parents[1]}
+def mini(vocoder_mini_run):
+    return vocoder_mini_run
 
 
 def new_root(tmp_path: Path, mini, name: str, features_from: Path | None = None) -> Path:
@@ -112,22 +105,6 @@ def folder_of(root, stage: str = "clean") -> Path:
 
 def load(path: Path) -> dict:
     return torch.load(path, weights_only=True)
-
-
-def assert_same_tensors(a, b):
-    """Nested dicts/lists of tensors and plain values are equal, tensors bit for bit."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert_same_tensors(a[key], b[key])
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert_same_tensors(x, y)
-    else:
-        assert a == b
 
 
 def without_seconds(rows):

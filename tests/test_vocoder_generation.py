@@ -18,13 +18,7 @@ from synthsep_lib.pipeline.runs import write_timing  # noqa: E402
 from synthsep_lib.vocoder import generation as syn  # noqa: E402
 from synthsep_lib.vocoder.wavenet import WaveNet, WaveNetConfig  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import ENCODER_TEST_DATA  # noqa: E402
+from conftest import ENCODER_TEST_DATA, assert_same_tensors  # noqa: E402
 
 from synthsep_lib.config import load_profile  # noqa: E402
 from synthsep_lib.pipeline import vocoder_training as train_module  # noqa: E402
@@ -38,6 +38,8 @@ from synthsep_lib.vocoder.wavenet import (  # noqa: E402
     load_r9y9_checkpoint,
     load_r9y9_state_dict,
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = {
@@ -63,23 +65,14 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads cost more than they give
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_profile(model=None, **vocoder):
     settings = {**TINY, **vocoder, "model": {**TINY_MODEL, **(model or {})}}
     return load_profile("reduced", {"data": ENCODER_TEST_DATA, "vocoder": settings})
 
 
 @pytest.fixture(scope="module")
-def mini(encoder_mini_run):
-    """Readers and Chapter 1's data folder; ``data_root`` holds ``mini/LJSpeech-1.1``."""
-    return {**encoder_mini_run, "data_root": Path(encoder_mini_run["lj"].root).parents[1]}
+def mini(vocoder_mini_run):
+    return vocoder_mini_run
 
 
 def new_root(tmp_path: Path, mini, name: str, features_from: Path | None = None) -> Path:
@@ -104,21 +97,6 @@ def folder_of(root) -> Path:
 
 def load(path: Path) -> dict:
     return torch.load(path, weights_only=True)
-
-
-def assert_same_tensors(a, b):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert_same_tensors(a[key], b[key])
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert_same_tensors(x, y)
-    else:
-        assert a == b
 
 
 @pytest.fixture(scope="module")

@@ -29,14 +29,7 @@ from synthsep_lib.vocoder.wavenet import (  # noqa: E402
     to_r9y9_state_dict,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny per-step ops run far faster on one thread (no inter-op contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -43,9 +43,7 @@ Several GPUs: under ``torchrun`` each process trains
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -86,6 +84,7 @@ from synthsep_lib.pipeline.torch_training import (
     save_torch,
     step_seed,
     summary_writer,
+    training_command,
     write_history,
 )
 from synthsep_lib.vocoder.adversarial import (
@@ -611,49 +610,6 @@ def load_parallel_vocoder(
     return model.eval().to(device)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m synthsep_lib.pipeline.parallel_vocoder_training`` (or under torchrun)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m synthsep_lib.pipeline.parallel_vocoder_training",
-        description="Train one stage of the parallel vocoder of a profile (run it under "
-        "torchrun for several GPUs).",
-    )
-    parser.add_argument("--profile", default="reduced", help="profile name (reduced, paper)")
-    parser.add_argument("--stage", default="clean", choices=STAGES, help="which stage")
-    parser.add_argument("--run-root", default="runs", help="folder of the runs")
-    parser.add_argument("--data-root", default="data", help="folder holding mini/ or real/")
-    parser.add_argument("--steps", type=int, default=None, help="total steps to reach")
-    parser.add_argument(
-        "--overrides",
-        default="{}",
-        help='profile overrides as JSON, e.g. \'{"parallel": {"batch_size": 8}}\'',
-    )
-    parser.add_argument("--device", default=None, help="torch device (default: cuda or cpu)")
-    parser.add_argument("--fresh", action="store_true", help="do not resume; train afresh")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
-    try:
-        overrides = json.loads(args.overrides)
-    except json.JSONDecodeError as err:
-        parser.error(f"--overrides is not valid JSON ({err}): {args.overrides!r}")
-    history = train_parallel_vocoder(
-        load_profile(args.profile, overrides),
-        args.run_root,
-        args.data_root,
-        stage=args.stage,
-        steps=args.steps,
-        resume=not args.fresh,
-        progress=not args.no_progress,
-        device=args.device,
-    )
-    if int(os.environ.get("RANK", "0")) == 0 and len(history):
-        print(history.tail(5).to_string(index=False))
-
-
-if __name__ == "__main__":
-    main()
-
-
 def time_training_step(
     profile,
     *,
@@ -714,3 +670,20 @@ def time_training_step(
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     return float(np.median(times[1:]))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m synthsep_lib.pipeline.parallel_vocoder_training`` (or under torchrun)."""
+    training_command(
+        "synthsep_lib.pipeline.parallel_vocoder_training",
+        "Train one stage of the parallel vocoder of a profile (run it under torchrun for "
+        "several GPUs).",
+        train_parallel_vocoder,
+        "parallel",
+        argv,
+        stages=STAGES,
+    )
+
+
+if __name__ == "__main__":
+    main()

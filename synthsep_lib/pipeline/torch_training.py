@@ -6,16 +6,18 @@
 - Processes: one, or several under ``torchrun`` (:func:`process_group`), with a
   per-step seed for torch's own draws (:func:`step_seed`).
 - Files: checkpoints written atomically, ``history.csv`` and TensorBoard logs.
+- The command line both trainers share (:func:`training_command`), torchrun-ready.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from synthsep_lib import audio, corpora
+from synthsep_lib.config import load_profile
 from synthsep_lib.files import atomic_path, file_sha1
 from synthsep_lib.pipeline.runs import CHAPTER_DATA, RunConfigError, require_artifact
 
@@ -43,6 +46,7 @@ __all__ = [
     "save_torch",
     "summary_writer",
     "load_state",
+    "training_command",
 ]
 
 LOG_DIR_NAME = "logs"
@@ -369,3 +373,70 @@ def load_state(path: Path, device: torch.device) -> dict[str, Any]:
             f"{path} cannot be read ({err}); delete the folder (or use another run root) "
             "to train afresh"
         ) from err
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------
+def training_command(
+    module: str,
+    description: str,
+    train: Callable[..., pd.DataFrame],
+    section: str,
+    argv: Sequence[str] | None = None,
+    stages: Sequence[str] = (),
+) -> None:
+    """``python -m <module>`` (or ``torchrun ... -m <module>``) for a trainer.
+
+    Parses ``--profile --run-root --data-root --steps --overrides --device --fresh
+    --no-progress`` (and ``--stage`` when ``stages`` are given), calls ``train(profile,
+    run_root, data_root, steps=…, resume=…, progress=…, device=…[, stage=…])`` and, on
+    rank 0, prints the last rows of the history it returns.
+
+    Parameters
+    ----------
+    module, description : str
+        The program name and what it does, for ``--help``.
+    train : callable
+        The trainer.
+    section : str
+        The profile section its settings live in (for the ``--overrides`` example).
+    argv : sequence of str, optional
+    stages : sequence of str
+        Stages the trainer accepts (first = default); none: no ``--stage``.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--profile", default="reduced", help="profile name (reduced, paper)")
+    if stages:
+        parser.add_argument("--stage", default=stages[0], choices=stages, help="which stage")
+    parser.add_argument("--run-root", default="runs", help="folder of the runs")
+    parser.add_argument("--data-root", default="data", help="folder holding mini/ or real/")
+    parser.add_argument("--steps", type=int, default=None, help="total steps to reach")
+    parser.add_argument(
+        "--overrides",
+        default="{}",
+        help=f'profile overrides as JSON, e.g. \'{{"{section}": {{"batch_size": 4}}}}\'',
+    )
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: cuda:LOCAL_RANK or cpu)"
+    )
+    parser.add_argument("--fresh", action="store_true", help="do not resume; train afresh")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+    try:
+        overrides = json.loads(args.overrides)
+    except json.JSONDecodeError as err:
+        parser.error(f"--overrides is not valid JSON ({err}): {args.overrides!r}")
+    options = {"stage": args.stage} if stages else {}
+    history = train(
+        load_profile(args.profile, overrides),
+        args.run_root,
+        args.data_root,
+        steps=args.steps,
+        resume=not args.fresh,
+        progress=not args.no_progress,
+        device=args.device,
+        **options,
+    )
+    if int(os.environ.get("RANK", "0")) == 0 and len(history):
+        print(history.tail(5).to_string(index=False))

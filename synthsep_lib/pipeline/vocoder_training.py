@@ -66,9 +66,7 @@ gradient is that of one process on the whole batch. Only rank 0 writes files::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -109,6 +107,7 @@ from synthsep_lib.pipeline.torch_training import (
     save_torch,
     step_seed,
     summary_writer,
+    training_command,
     write_history,
 )
 from synthsep_lib.vocoder.wavenet import (
@@ -599,41 +598,14 @@ def load_trained_vocoder(
 # ---------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: ``python -m synthsep_lib.pipeline.vocoder_training`` (or ``torchrun ... -m``)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m synthsep_lib.pipeline.vocoder_training",
-        description="Train the WaveNet vocoder of a profile on the clean training speech "
+    training_command(
+        "synthsep_lib.pipeline.vocoder_training",
+        "Train the WaveNet vocoder of a profile on the clean training speech "
         "(run it under torchrun for several GPUs).",
+        train_vocoder,
+        "vocoder",
+        argv,
     )
-    parser.add_argument("--profile", default="reduced", help="profile name (reduced, paper)")
-    parser.add_argument("--run-root", default="runs", help="folder of the runs")
-    parser.add_argument("--data-root", default="data", help="folder holding mini/ or real/")
-    parser.add_argument("--steps", type=int, default=None, help="total steps to reach")
-    parser.add_argument(
-        "--overrides",
-        default="{}",
-        help='profile overrides as JSON, e.g. \'{"vocoder": {"batch_size": 4}}\'',
-    )
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: cuda:LOCAL_RANK or cpu)"
-    )
-    parser.add_argument("--fresh", action="store_true", help="do not resume; train afresh")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    args = parser.parse_args(argv)
-    try:
-        overrides = json.loads(args.overrides)
-    except json.JSONDecodeError as err:
-        parser.error(f"--overrides is not valid JSON ({err}): {args.overrides!r}")
-    history = train_vocoder(
-        load_profile(args.profile, overrides),
-        args.run_root,
-        args.data_root,
-        steps=args.steps,
-        resume=not args.fresh,
-        progress=not args.no_progress,
-        device=args.device,
-    )
-    if int(os.environ.get("RANK", "0")) == 0 and len(history):
-        print(history.tail(5).to_string(index=False))
 
 
 if __name__ == "__main__":

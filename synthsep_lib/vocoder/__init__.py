@@ -1,4 +1,14 @@
-"""The WaveNet vocoder: from an 80-band mel spectrogram to a 22.05 kHz waveform.
+"""The vocoders: from an 80-band mel spectrogram to a 22.05 kHz waveform.
+
+The paper's decoder is the WaveNet (below). Beyond the paper (Chapter 7):
+
+- ``synthsep_lib.vocoder.parallel``: a parallel, Fourier-domain vocoder (Vocos-style
+  ConvNeXt stack and inverse-STFT head) that makes every sample of an utterance in one
+  pass, and an upsampler of the HiFi-GAN family for comparison.
+- ``synthsep_lib.vocoder.adversarial``: its spectral losses, discriminators and one
+  training step; ``synthsep_lib.pipeline.parallel_vocoder_training`` trains it.
+
+The WaveNet:
 
 PyTorch, as in the paper. A re-implementation of r9y9's ``wavenet_vocoder`` (commit
 2092a64 / PyPI 0.1.1, ``legacy=True``) with the same module tree and parameter names,

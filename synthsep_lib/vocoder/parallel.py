@@ -249,6 +249,10 @@ class ParallelVocoder(nn.Module):
     def hop_size(self) -> int:
         return self.config.hop_size
 
+    @property
+    def num_mels(self) -> int:
+        return self.config.num_mels
+
     def features(self, mel: torch.Tensor) -> torch.Tensor:
         """The ConvNeXt stack's output, (B, dim, T)."""
         x = self.embed_norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
@@ -275,7 +279,7 @@ class UpsamplingGenerator(nn.Module):
 
     def __init__(self, num_mels: int = 80, channels: int = 128, rates=(8, 8, 2, 2)):
         super().__init__()
-        self.hop_size = int(np.prod(rates))
+        self.hop_size, self.num_mels = int(np.prod(rates)), int(num_mels)
         self.pre = nn.Conv1d(num_mels, channels, 7, padding=3)
         self.stretch = nn.ModuleList()
         self.blocks = nn.ModuleList()
@@ -329,10 +333,7 @@ def measure_synthesis_speed(
     device = next(model.parameters()).device
     frames = max(1, round(seconds * sample_rate / model.hop_size))
     gen = torch.Generator(device="cpu").manual_seed(0)
-    bands = (
-        model.pre.in_channels if isinstance(model, UpsamplingGenerator) else model.config.num_mels
-    )
-    mel = torch.rand(batch_size, bands, frames, generator=gen).to(device)
+    mel = torch.rand(batch_size, model.num_mels, frames, generator=gen).to(device)
     times = []
     with torch.inference_mode():
         for i in range(repeats + 1):

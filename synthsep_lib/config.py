@@ -21,6 +21,7 @@ __all__ = [
     "VocoderConfig",
     "DenoiserConfig",
     "ParallelConfig",
+    "ConditionsConfig",
     "Profile",
     "section",
     "load_profile",
@@ -430,6 +431,51 @@ class ParallelConfig:
 
 
 @dataclass(frozen=True)
+class ConditionsConfig:
+    """The harder mixing conditions of Chapter 8 (beyond the paper).
+
+    Every condition mixes the same ``pairs`` test utterances, each with its own test noise
+    clip (one of the paper's categories), with the SNR-controlled protocol, and changes
+    one thing at a time from the reference condition (``reference_snr_db``, no room, one
+    interferer). See :mod:`synthsep_lib.pipeline.harder_conditions`.
+
+    Attributes
+    ----------
+    pairs : int
+        Test utterances (each with its own noise clip) in every condition.
+    snr_levels_db : tuple of float
+        SNRs of the sweep, dB.
+    reference_snr_db : float
+        SNR of the other conditions (rooms, two interferers, unseen noise, the real
+        voice), dB; also a level of the sweep.
+    t60_seconds : tuple of float
+        Reverberation times of the rooms, s.
+    seed : int
+        Seed of the draws (utterances, clips, offsets, rooms).
+    """
+
+    pairs: int = 10
+    snr_levels_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
+    reference_snr_db: float = 5.0
+    t60_seconds: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    seed: int = 8888
+
+    def __post_init__(self):
+        object.__setattr__(self, "snr_levels_db", tuple(float(v) for v in self.snr_levels_db))
+        object.__setattr__(self, "t60_seconds", tuple(float(v) for v in self.t60_seconds))
+        object.__setattr__(self, "reference_snr_db", float(self.reference_snr_db))
+        if int(self.pairs) < 1:
+            raise ValueError(f"conditions pairs must be >= 1; got {self.pairs}")
+        if self.reference_snr_db not in self.snr_levels_db:
+            raise ValueError(
+                f"conditions reference_snr_db {self.reference_snr_db} must be one of "
+                f"snr_levels_db {list(self.snr_levels_db)} (it is the sweep's reference point)"
+            )
+        if not all(t > 0 for t in self.t60_seconds):
+            raise ValueError(f"conditions t60_seconds must be > 0; got {list(self.t60_seconds)}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named bundle of every setting a chapter needs."""
 
@@ -440,6 +486,7 @@ class Profile:
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    conditions: ConditionsConfig = field(default_factory=ConditionsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -452,6 +499,7 @@ SECTIONS = {
     "vocoder": VocoderConfig,
     "denoiser": DenoiserConfig,
     "parallel": ParallelConfig,
+    "conditions": ConditionsConfig,
 }
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "plot_block_layout",
     "plot_delay_sensitivity",
     "plot_grouped_bars",
+    "plot_metric_curves",
     "plot_spectrograms",
     "plot_training_curves",
     "plot_receptive_field",
@@ -214,6 +215,45 @@ def plot_grouped_bars(frame, ylabel: str, title: str | None = None):
     if title:
         ax.set_title(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_metric_curves(
+    means: Mapping[str, object],
+    xlabel: str,
+    title: str | None = None,
+    *,
+    reference_x: float | None = None,
+):
+    """One panel per metric: each method's mean against a condition's level.
+
+    Parameters
+    ----------
+    means : mapping metric label -> pandas.DataFrame
+        Rows: levels of the condition (numbers, the x axis), columns: methods; e.g.
+        ``{"STOI": frame, "raw PESQ": frame}``.
+    xlabel : str
+        The condition's axis with unit, e.g. ``"SNR (dB)"``.
+    reference_x : float, optional
+        Level of the reference condition, marked by a dotted line.
+    """
+    n = len(means)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    for ax, (label, frame) in zip(axes[0], means.items(), strict=True):
+        for i, method in enumerate(frame.columns):
+            ax.plot(frame.index, frame[method], marker="o", ms=3, color=f"C{i}", label=method)
+        if reference_x is not None:
+            ax.axvline(reference_x, color="0.6", lw=0.8, ls=":")
+        ax.set_xlabel(xlabel)
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False
+    )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.1 + 0.04 * (len(labels) > 5), 1, 1))
     return fig
 
 

@@ -1,9 +1,11 @@
 """The Proposed method on one mixture: the paper's idea in one function.
 
 Separation by synthesis: the encoder estimates the mel spectrogram of the target speech
-from the mixture, and the WaveNet vocoder generates a new waveform from that mel. The
-test-set runner of the book (:mod:`synthsep_lib.pipeline.vocoding`) does the same for
-every test mixture, batched, timed and written to disk.
+from the mixture, and a vocoder generates a new waveform from that mel — the paper's
+WaveNet (:func:`separate_proposed`) or Chapter 7's parallel vocoder
+(:func:`separate_proposed_parallel`). The test-set runner of the book
+(:mod:`synthsep_lib.pipeline.vocoding`) does the same for every test mixture, batched,
+timed and written to disk; ``synthsep separate`` does it for any recording.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 from synthsep_lib.encoder.prediction import predict_utterance
 from synthsep_lib.vocoder.generation import align_with_source, fold_frames, generate_utterances
 
-__all__ = ["separate_proposed"]
+__all__ = ["separate_proposed", "separate_proposed_parallel"]
 
 
 def separate_proposed(mixture, encoder, vocoder, profile, *, seed: int = 0) -> np.ndarray:
@@ -62,3 +64,32 @@ def separate_proposed(mixture, encoder, vocoder, profile, *, seed: int = 0) -> n
         progress=False,
     )  # L samples; sample t is the WaveNet's prediction of sample t + 1
     return align_with_source(wave, len(mixture))
+
+
+def separate_proposed_parallel(mixture, encoder, vocoder, profile) -> np.ndarray:
+    """Separate the target speech of one mixture with the parallel vocoder (Chapter 7).
+
+    The same two steps as :func:`separate_proposed`, with
+    :class:`~synthsep_lib.vocoder.parallel.ParallelVocoder` in place of the WaveNet: one
+    pass of the network turns the whole estimated mel into a waveform.
+
+    Parameters
+    ----------
+    mixture : numpy.ndarray, shape (L,)
+        As in :func:`separate_proposed`: 22050 Hz, saved-audio layout (768-sample
+        lead-in, L a multiple of 256).
+    encoder : keras.Model
+        The trained Proposed (mel) encoder.
+    vocoder : synthsep_lib.vocoder.parallel.ParallelVocoder
+        In eval mode, on the device to synthesise on.
+    profile : Profile
+        ``features``.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (L,)
+        Sample ``j`` re-creates ``mixture[j]``'s target (the vocoder's frames are the
+        features' frames: no shift); zero where the network's output ends early.
+    """
+    mel = predict_utterance(encoder, mixture, profile, "proposed")  # (L / 256 frames, 80)
+    return vocoder.synthesize(mel, len(mixture))

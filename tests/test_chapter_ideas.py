@@ -71,6 +71,12 @@ REQUIRED = {
         "vocoder.adversarial.training_step",
         "pipeline.estimate_pairs.build_estimate_pairs",
     ],
+    "08_harder_conditions": [
+        "harder_mixing.simulate_mixture_harder",
+        "harder_mixing.room_impulse_responses",
+        "harder_mixing.reverberate",
+        "pipeline.long_audio.chunk_layout",
+    ],
 }
 
 CHAPTERS = sorted(REQUIRED)

@@ -22,6 +22,7 @@ LAYERS = {
     "audio": 1,
     "corpora": 2,
     "mixing": 2,
+    "harder_mixing": 2,
     "spectrogram_blocks": 2,
     "encoder": 3,
     "vocoder": 4,
@@ -30,6 +31,8 @@ LAYERS = {
     "separation": 7,
     "plots": 7,
     "pipeline": 8,
+    "cli": 9,
+    "__main__": 9,
 }
 
 

@@ -234,6 +234,24 @@ def test_dnsmos_on_speech_like(noisy):
         M.dnsmos(noisy, 8000)
 
 
+
+def test_dnsmos_sessions_follow_the_thread_limit_and_score_as_speechmos(noisy, monkeypatch):
+    """In a joblib worker (OMP_NUM_THREADS=1) the ONNX sessions use one thread each, and
+    the scores are those of speechmos loading its models itself."""
+    import speechmos.dnsmos as speechmos_dnsmos
+
+    monkeypatch.setattr(speechmos_dnsmos, "dnsmos", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ours = M.dnsmos(noisy, SR)
+    sessions = (speechmos_dnsmos.dnsmos.onnx_sess, speechmos_dnsmos.dnsmos.p808_onnx_sess)
+    assert [s.get_session_options().intra_op_num_threads for s in sessions] == [1, 1]
+    monkeypatch.setattr(speechmos_dnsmos, "dnsmos", None)
+    monkeypatch.setattr(M, "_dnsmos_sessions", lambda module: None)  # speechmos loads them
+    theirs = M.dnsmos(noisy, SR)
+    assert speechmos_dnsmos.dnsmos.onnx_sess.get_session_options().intra_op_num_threads == 0
+    assert ours == pytest.approx(theirs, abs=1e-5)
+
+
 # ------------------------------------------------------------------------ alignment
 
 

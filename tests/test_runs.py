@@ -22,6 +22,21 @@ def test_atomic_path_moves_only_a_complete_file(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["file.txt"]
 
 
+def test_atomically_written_files_get_the_mode_of_any_new_file(tmp_path):
+    """Not mkstemp's private 0600: other users read the outputs as they would any file."""
+    import os
+
+    before = os.umask(0o027)
+    try:
+        with atomic_path(tmp_path / "a.wav") as tmp:
+            tmp.write_bytes(b"x")
+        (tmp_path / "b.wav").write_bytes(b"x")  # what open() would have made
+    finally:
+        os.umask(before)
+    modes = [(tmp_path / n).stat().st_mode & 0o777 for n in ("a.wav", "b.wav")]
+    assert modes == [0o640, 0o640]
+
+
 def test_write_json_atomic_round_trip(tmp_path):
     path = write_json_atomic(tmp_path / "a.json", {"b": [1, 2]})
     assert path.read_text() == '{\n  "b": [\n    1,\n    2\n  ]\n}\n'

@@ -60,6 +60,7 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterable
 
@@ -806,11 +807,34 @@ def mel_cepstral_distortion(reference, estimate, sample_rate: int) -> float:
 # --------------------------------------------------------------------------------------
 
 
+def _dnsmos_sessions(speechmos_dnsmos) -> None:
+    """Load speechmos' two DNSMOS models into its module global, as its first call would,
+    but with ONNX Runtime limited to ``OMP_NUM_THREADS`` threads when that is set.
+
+    joblib's workers set it (cores ÷ workers); ONNX Runtime ignores it and would run
+    each worker's sessions on every core, so that two workers scoring in parallel were
+    no faster than one. The models, and so the scores, are speechmos' own.
+    """
+    if speechmos_dnsmos.dnsmos is not None:
+        return
+    ort = _import("onnxruntime", "onnxruntime")
+    folder = os.path.join(
+        os.path.dirname(os.path.abspath(speechmos_dnsmos.__file__)), "dnsmos_models"
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS") or 0)  # 0: all cores
+    model = speechmos_dnsmos.DNSMOS.__new__(speechmos_dnsmos.DNSMOS)
+    model.primary_model_path = os.path.join(folder, "sig_bak_ovr.onnx")  # speechmos' own path
+    model.onnx_sess = ort.InferenceSession(model.primary_model_path, options)
+    model.p808_onnx_sess = ort.InferenceSession(os.path.join(folder, "model_v8.onnx"), options)
+    speechmos_dnsmos.dnsmos = model
+
+
 def _dnsmos_impl(est16: np.ndarray) -> dict[str, float]:
     speechmos_dnsmos = _import("speechmos.dnsmos", "speechmos onnxruntime")
     clipped = np.clip(est16, -1.0, 1.0)
-    # speechmos keeps its two ONNX sessions in a module global after the first call
-    # (~3 s); later calls reuse them.
+    # the two ONNX sessions are loaded once per process (~3 s) and kept by speechmos
+    _dnsmos_sessions(speechmos_dnsmos)
     out = speechmos_dnsmos.run(clipped, DNSMOS_SAMPLE_RATE)
     scores = {
         "SIG": float(out["sig_mos"]),

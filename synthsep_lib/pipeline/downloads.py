@@ -36,6 +36,7 @@ __all__ = [
     "Corpus",
     "CorruptArchiveError",
     "DownloadError",
+    "download_verified",
     "fetch_corpora",
     "fetch_corpus",
 ]
@@ -164,17 +165,24 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
-def _download(corpus: Corpus, url: str, known_hash: str, downloads: Path, progress: bool) -> Path:
-    """Download (or reuse) the verified archive with pooch; wrap pooch's errors."""
+def download_verified(
+    label: str, archive_name: str, url: str, known_hash: str, downloads: Path, progress: bool
+) -> Path:
+    """Download (or reuse) ``downloads/<archive_name>``, verified, with pooch.
+
+    ``label`` names the file in messages (e.g. ``"corpus 'esc50'"``). A download whose
+    hash differs from ``known_hash`` is deleted (:class:`ChecksumMismatchError`); a
+    network failure raises :class:`DownloadError` naming ``url``.
+    """
     import pooch  # imported here: `--help` and the idempotent path stay fast
     import requests
 
-    archive = downloads / corpus.archive_name
+    archive = downloads / archive_name
     try:
         fname = pooch.retrieve(
             url,
             known_hash=known_hash,
-            fname=corpus.archive_name,
+            fname=archive_name,
             path=downloads,
             progressbar=progress,
         )
@@ -182,23 +190,21 @@ def _download(corpus: Corpus, url: str, known_hash: str, downloads: Path, progre
         message = str(err)
         match = re.search(r"but got ([0-9a-fA-F]+)", message)
         if "does not match the known hash" not in message:
-            raise DownloadError(
-                f"could not download corpus {corpus.name!r} from {url}: {message}"
-            ) from err
+            raise DownloadError(f"could not download {label} from {url}: {message}") from err
         # pooch has deleted its temporary download; an older file under the same name
         # (one that pooch wanted to replace) does not match either: remove it too.
         _unlink_quietly(archive)
         algorithm = known_hash.split(":")[0] if ":" in known_hash else "sha256"
         actual = f"{algorithm}:{match.group(1)}" if match else f"(see: {message})"
         raise ChecksumMismatchError(
-            f"checksum mismatch for corpus {corpus.name!r} downloaded from {url}: "
+            f"checksum mismatch for {label} downloaded from {url}: "
             f"expected {known_hash}, got {actual}. The bad download was deleted. "
             "The server sent a different file than the one this project was tested with "
             "(a changed archive, a wrong mirror, or a corrupted transfer)."
         ) from err
     except requests.exceptions.RequestException as err:
         raise DownloadError(
-            f"could not download corpus {corpus.name!r} from {url}: {err}. "
+            f"could not download {label} from {url}: {err}. "
             "Nothing partial was kept; run again to restart the download."
         ) from err
     return Path(fname)
@@ -416,7 +422,14 @@ def fetch_corpus(
 
     source = _resolve_url(corpus, url)
     expected = known_hash or corpus.known_hash
-    archive = _download(corpus, source, expected, dest / DOWNLOADS_FOLDER, progress)
+    archive = download_verified(
+        f"corpus {corpus.name!r}",
+        corpus.archive_name,
+        source,
+        expected,
+        dest / DOWNLOADS_FOLDER,
+        progress,
+    )
     try:
         _extract(corpus, archive, dest, progress)
     except CorruptArchiveError as err:

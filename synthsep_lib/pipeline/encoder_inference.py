@@ -47,7 +47,6 @@ from synthsep_lib.pipeline.test_set import (
 )
 
 __all__ = [
-    "ERRORS_NAME",
     "ERROR_COLUMNS",
     "load_trained_encoder",
     "predict_test_set",
@@ -55,7 +54,6 @@ __all__ = [
     "test_pair_features",
 ]
 
-ERRORS_NAME = "errors.csv"
 ERROR_COLUMNS = ("pair", "e1", "e2", "mixture_e1", "mixture_e2", "seconds", "audio_seconds")
 
 
@@ -229,7 +227,7 @@ def predict_test_set(
             }
         )
     errors = pd.DataFrame(records, columns=list(ERROR_COLUMNS))
-    with atomic_path(folder / ERRORS_NAME) as tmp:
+    with atomic_path(paths.encoder_errors(variant)) as tmp:
         errors.to_csv(tmp, index=False)
     if len(errors):
         errors.attrs["real_time_factor"] = real_time_factor(errors)

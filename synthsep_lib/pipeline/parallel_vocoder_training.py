@@ -106,6 +106,7 @@ __all__ = [
     "stage_folder",
     "train_parallel_vocoder",
     "load_parallel_vocoder",
+    "load_generator_file",
     "time_training_step",
     "main",
 ]
@@ -593,7 +594,18 @@ def load_parallel_vocoder(
         stage_folder(RunPaths(run_root, profile.name), stage) / GENERATOR_NAME,
         f"{CHAPTER_PARALLEL} (the {stage} stage)",
     )
-    saved = load_state(path, torch.device("cpu"))
+    return load_generator_file(path, profile, device)
+
+
+def load_generator_file(path: str | os.PathLike, profile, device="cpu") -> ParallelVocoder:
+    """:func:`load_parallel_vocoder` from a given ``generator.pth`` file, in eval mode.
+
+    Raises
+    ------
+    RunConfigError
+        If the profile's features or architecture differ from the trained model's.
+    """
+    saved = load_state(Path(path), torch.device("cpu"))
     stored = saved.get("config", {})
     current = {
         "features": profile.features.to_dict(),

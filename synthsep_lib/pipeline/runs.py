@@ -24,6 +24,7 @@ __all__ = [
     "CHAPTER_BASELINES",
     "CHAPTER_PARALLEL",
     "RunPaths",
+    "MixtureSetPaths",
     "require_artifact",
     "RunConfigError",
     "config_differences",
@@ -88,6 +89,10 @@ class RunPaths:
         ``timing.csv`` with the seconds each took (Chapter 2)."""
         return self.encoder(variant) / "test"
 
+    def encoder_errors(self, variant: str) -> Path:
+        """``encoder/<variant>/errors.csv``: e1, e2 of each test estimate (Chapter 2)."""
+        return self.encoder_estimates(variant).parent / "errors.csv"
+
     def encoder_estimate(self, variant: str, pair: int) -> Path:
         """``encoder/<variant>/test/NNN.npy``: the estimate of one test mixture."""
         return self.encoder_estimates(variant) / f"{int(pair):03d}.npy"
@@ -115,6 +120,45 @@ class RunPaths:
     @property
     def eval(self) -> Path:
         return self.root / "eval"
+
+
+class MixtureSetPaths(RunPaths):
+    """A set of test mixtures beside a run's own, separated by the run's trained models.
+
+    ``<run_root>/<profile>/mixture_sets/<name>/`` holds the set's own ``data/`` (manifest
+    and WAVs in the layout of Chapter 1's test set), encoder estimates, ``outputs/`` and
+    ``eval/``; the trained models are read from the run itself. Every runner that takes a
+    :class:`RunPaths` runs on the set unchanged (Chapter 8's harder conditions).
+
+    Parameters
+    ----------
+    run_root : path-like
+    profile : str
+    name : str
+        Name of the set, a folder name (e.g. ``"harder_conditions"``).
+    """
+
+    def __init__(self, run_root: str | os.PathLike, profile: str, name: str):
+        super().__init__(run_root, profile)
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise ValueError(f"a mixture set's name must be a plain folder name; got {name!r}")
+        self.name = name
+        self.set_root = self.root / "mixture_sets" / name
+
+    @property
+    def data(self) -> Path:
+        """``mixture_sets/<name>/data/``: the set's manifest and mixtures."""
+        return self.set_root / "data"
+
+    def encoder_estimates(self, variant: str) -> Path:
+        return self.set_root / "encoder" / variant / "test"
+
+    def outputs(self, method: str) -> Path:
+        return self.set_root / "outputs" / method
+
+    @property
+    def eval(self) -> Path:
+        return self.set_root / "eval"
 
 
 def require_artifact(path: str | os.PathLike, chapter: str) -> Path:

@@ -131,6 +131,7 @@ __all__ = [
     "noam_learning_rate",
     "train_vocoder",
     "load_trained_vocoder",
+    "load_vocoder_file",
     "main",
 ]
 
@@ -579,6 +580,19 @@ def load_trained_vocoder(
     path = require_artifact(
         RunPaths(run_root, profile.name).vocoder / EMA_CHECKPOINT_NAME, CHAPTER_VOCODER
     )
+    return load_vocoder_file(path, profile, device)
+
+
+def load_vocoder_file(
+    path: str | os.PathLike, profile, device: str | torch.device = "cpu"
+) -> WaveNet:
+    """:func:`load_trained_vocoder` from a given ``.pth`` file (e.g. a copy of a run's).
+
+    Raises
+    ------
+    RunConfigError
+        If the profile's features or architecture differ from the trained model's.
+    """
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     stored = checkpoint.get("config", {})
     current = vocoder_run_config(profile)

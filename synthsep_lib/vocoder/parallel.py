@@ -264,6 +264,21 @@ class ParallelVocoder(nn.Module):
         prior = self.prior(mel) if self.prior is not None else None
         return self.head(self.features(mel), prior)
 
+    def synthesize(self, mel: np.ndarray, length: int) -> np.ndarray:
+        """One utterance: a (T, num_mels) normalised mel → ``length`` samples, float32.
+
+        One pass in inference mode on the model's device; the waveform is cut, or
+        zero-padded where the frames end early, to ``length`` (e.g. the source's).
+        """
+        device = next(self.parameters()).device
+        with torch.inference_mode():
+            wave = self(torch.from_numpy(np.ascontiguousarray(mel.T[None])).to(device))
+        wave = wave[0].cpu().numpy()
+        out = np.zeros(int(length), np.float32)
+        n = min(int(length), wave.shape[0])
+        out[:n] = wave[:n]
+        return out
+
 
 class UpsamplingGenerator(nn.Module):
     """The other family, for comparison: a HiFi-GAN-style upsampler (Kong et al., 2020).

@@ -322,8 +322,6 @@ def _separate(args: argparse.Namespace) -> int:
             f"--chunk-seconds {args.chunk_seconds} --overlap-seconds {args.overlap_seconds}: "
             "need a positive chunk and an overlap between 0 and half of it"
         ) from None
-    paths = RunPaths(args.run_root, args.profile)
-    method = _choose_method(args.method, paths, checkpoints)
     folder = Path(args.out)
     plan = _plan_outputs(args.inputs, folder)
     infos = {}
@@ -332,7 +330,9 @@ def _separate(args: argparse.Namespace) -> int:
             infos[source] = inspect_input(source, rate)
         except InputError as error:
             raise CommandError(str(error)) from None
-    _check_output_folder(folder)
+    paths = RunPaths(args.run_root, args.profile)
+    method = _choose_method(args.method, paths, checkpoints)
+    _check_output_folder(folder)  # last: it creates the folder
 
     origin = "given checkpoints" if checkpoints else str(paths.root)
     _note(f"method {method}: {SEPARATION_METHODS[method].description} ({origin})")

@@ -139,6 +139,19 @@ def test_fetch_and_load(serve, data_root):
     assert load_real_voice(data_root, 16000).size == n
 
 
+def test_a_quiet_fetch_logs_nothing(serve, data_root, capfd):
+    """Without progress, pooch's "Downloading data from <url> to file <path>" stays out of
+    a chapter's output (it would show the builder's folders)."""
+    import pooch
+
+    data = sdist()
+    server = serve(data)
+    level = pooch.get_logger().level
+    fetch(data_root, server, data)
+    assert "Downloading" not in capfd.readouterr().err  # pooch's handler writes to fd 2
+    assert pooch.get_logger().level == level  # restored
+
+
 def test_second_call_downloads_nothing(serve, data_root):
     data = sdist()
     server = serve(data)

@@ -178,6 +178,10 @@ def download_verified(
     import requests
 
     archive = downloads / archive_name
+    logger = pooch.get_logger()
+    level = logger.level
+    if not progress:  # pooch logs "Downloading data from <url> to file <path>" otherwise
+        logger.setLevel("WARNING")
     try:
         fname = pooch.retrieve(
             url,
@@ -207,6 +211,8 @@ def download_verified(
             f"could not download {label} from {url}: {err}. "
             "Nothing partial was kept; run again to restart the download."
         ) from err
+    finally:
+        logger.setLevel(level)
     return Path(fname)
 
 

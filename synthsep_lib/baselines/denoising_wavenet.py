@@ -51,6 +51,7 @@ __all__ = [
     "residual_block",
     "conditioning_parameters",
     "denoise",
+    "warm_up",
 ]
 
 #: Output folder of B2 under ``runs/<profile>/outputs/`` (and its name in Table I).
@@ -268,3 +269,11 @@ def denoise(model, mixture, cfg, *, batch_size: int | None = None, return_noise:
     if not return_noise:
         return speech
     return speech, np.concatenate(noise).reshape(-1)[:length].astype(np.float32)
+
+
+def warm_up(model, cfg) -> None:
+    """Trace the model's prediction function for one and for several windows (silence), so
+    that the first :func:`denoise` is timed without TensorFlow's tracing."""
+    cfg = _config(cfg)
+    for n in (1, 2):
+        model.predict_on_batch(np.zeros((n, cfg.input_length), np.float32))

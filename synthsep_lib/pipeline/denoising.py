@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 
 import keras
-import numpy as np
 import pandas as pd
 
-from ..baselines.denoising_wavenet import METHOD, _config, denoise
+from ..baselines.denoising_wavenet import METHOD, _config, denoise, warm_up
 from ..files import file_sha1
 from .encoder_inference import weights_sha1
 from .keras_training import CHECKPOINT_NAME
@@ -92,9 +91,8 @@ def denoise_test_set(paths: RunPaths, profile, model=None, progress: bool = True
     def produce(group):
         for row in group:
             mixture = load_test_signal(paths, row, "mixture", feat.sample_rate)
-            if not warmed:  # trace the prediction function for one and several windows
-                for n in (1, 2):
-                    model.predict_on_batch(np.zeros((n, cfg.input_length), np.float32))
+            if not warmed:
+                warm_up(model, cfg)
                 warmed.append(True)
             start = time.perf_counter()
             speech = denoise(model, mixture, cfg)

@@ -221,27 +221,31 @@ def load_separator(
     if method == "b2":
         import keras
 
-        from ..baselines.denoising_wavenet import denoise
+        from ..baselines.denoising_wavenet import denoise, warm_up
 
         model = keras.models.load_model(files["denoiser"], compile=False)
+        warm_up(model, profile)  # TensorFlow traces now, not on the first chunk
         run = lambda x: denoise(model, x, profile)  # noqa: E731
     elif method == "b1":
         from ..baselines.b1 import b1_griffin_lim
-        from ..encoder.prediction import predict_utterance
+        from ..encoder.prediction import predict_utterance, warm_up
         from .encoder_training import load_checkpoint
 
         encoder = load_checkpoint(files["b1-encoder"], compile=False)
+        warm_up(encoder, profile)  # TensorFlow traces now, not on the first chunk
         run = lambda x: b1_griffin_lim(  # noqa: E731
             predict_utterance(encoder, x, profile, "b1"), profile, seed=seed, length=len(x)
         )
     else:
         import torch
 
+        from ..encoder.prediction import warm_up
         from ..separation import separate_proposed, separate_proposed_parallel
         from .encoder_training import load_checkpoint
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         encoder = load_checkpoint(files["encoder"], compile=False)
+        warm_up(encoder, profile)  # TensorFlow traces now, not on the first chunk
         if method == "proposed":
             from .vocoder_training import load_vocoder_file
 

@@ -108,9 +108,18 @@ def as_signal(wav, name: str = "wav", min_length: int = 1) -> np.ndarray:
             "Downmix or select a channel first."
         )
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        # refused, not rescaled: the scale of integer samples is a guess (int32 may hold
+        # PCM_24 or PCM_32, int64 plain counts); the hint gives the usual PCM scaling.
+        if np.issubdtype(arr.dtype, np.unsignedinteger):
+            half = 2 ** (8 * arr.dtype.itemsize - 1)
+            hint = f"convert unsigned PCM with (x - {half}) / {half}"
+        elif np.issubdtype(arr.dtype, np.signedinteger):
+            hint = f"convert PCM integers with x / {2 ** (8 * arr.dtype.itemsize - 1)}"
+        else:
+            hint = "convert it to float samples"
         raise ValueError(
             f"{name} has dtype {arr.dtype}; expected float samples in [-1, 1] "
-            "(convert PCM_16 integers with x / 32768, or read files with load_wav)"
+            f"({hint}, or read files with load_wav)"
         )
     if not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"{name} must hold real float samples; got dtype {arr.dtype}")
@@ -165,6 +174,33 @@ def _check_rate(sample_rate, what: str) -> int:
 # --------------------------------------------------------------------------------------
 
 
+def _wav_header_frames(path: Path) -> int | None:
+    """Frames promised by a RIFF/WAVE file's ``data`` chunk header, or None.
+
+    None for other formats, an unreadable layout, or a streaming header whose data size
+    is unset (0 or 0xFFFFFFFF). Only the chunk headers before ``data`` are read.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if cid == b"data":
+                if block_align <= 0 or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block_align
+            body = fh.read(size + (size & 1)) if cid == b"fmt " else None
+            if body is None:
+                fh.seek(size + (size & 1), os.SEEK_CUR)  # chunks are padded to even sizes
+            elif len(body) >= 14:
+                block_align = int.from_bytes(body[12:14], "little")  # bytes per frame
+
+
 def load_wav(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """Read an audio file as float32 mono samples at ``sample_rate``.
 
@@ -189,8 +225,8 @@ def load_wav(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     Raises
     ------
     AudioFileError
-        If the file is missing, not a regular file, unreadable or corrupt, has no
-        samples, or holds NaN/inf samples.
+        If the file is missing, not a regular file, unreadable or corrupt, truncated
+        (fewer frames than its header promises), has no samples, or holds NaN/inf samples.
     ValueError
         If ``sample_rate`` is not a positive integer.
     """
@@ -201,13 +237,22 @@ def load_wav(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     if not path.is_file():
         raise AudioFileError(f"audio path {path} is not a regular file; expected an audio file")
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            header_frames, file_rate = f.frames, f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
+        # libsndfile shortens a WAV's frame count to the bytes present; the header's is kept
+        promised = _wav_header_frames(path) or header_frames
     except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioFileError(
             f"cannot read audio file {path} ({exc}); expected an audio file that libsndfile "
             "reads (e.g. WAV, FLAC)"
         ) from exc
     n_frames, n_channels = data.shape
+    if n_frames < promised:
+        raise AudioFileError(
+            f"audio file {path} is truncated or damaged: its header promises {promised} frames "
+            f"but only {n_frames} could be read; re-download or rebuild it"
+        )
     if n_frames == 0 or n_channels == 0:
         raise AudioFileError(f"audio file {path} holds no samples; expected a non-empty signal")
     if not np.all(np.isfinite(data)):

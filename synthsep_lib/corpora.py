@@ -213,7 +213,7 @@ class LJSpeech:
         KeyError
             If ``utt`` is not in ``metadata.csv``.
         audio.AudioFileError
-            If the WAV is missing or unreadable (the message names the file).
+            If the WAV is missing, unreadable or truncated (the message names the file).
         """
         return audio.load_wav(self.wav_path(utt), _feature_cfg(features).sample_rate)
 
@@ -323,7 +323,7 @@ class ESC50:
         Raises
         ------
         audio.AudioFileError
-            If the WAV is missing or unreadable (the message names the file).
+            If the WAV is missing, unreadable or truncated (the message names the file).
         """
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*[Rr]esampl.*")

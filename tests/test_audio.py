@@ -492,3 +492,53 @@ def test_num_frames_is_the_padded_length_in_hops(n):
     padded = audio.pad_for_frames(np.ones(n, dtype=np.float32), cfg)
     assert audio.num_frames(n, cfg) * cfg.hop_size == len(padded)
     assert audio.num_frames(n, cfg) == int(np.ceil(n / 256)) + 3
+
+
+def _truncate_to_half(path) -> None:
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(size // 2)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+def test_load_wav_truncated_wav_names_file_and_frame_counts(tmp_path, subtype):
+    # A WAV cut in half: libsndfile silently returns the half that is there.
+    path = tmp_path / f"cut_{subtype}.wav"
+    sf.write(path, 0.5 * np.sin(np.arange(SR) / 10.0), SR, subtype=subtype)
+    _truncate_to_half(path)
+    with pytest.raises(AudioFileError, match=rf"cut_{subtype}\.wav.*promises {SR} frames") as exc:
+        audio.load_wav(path, SR)
+    assert "truncated" in str(exc.value)
+
+
+def test_load_wav_truncated_flac_is_refused(tmp_path):
+    path = tmp_path / "cut.flac"
+    sf.write(path, 0.5 * np.sin(np.arange(SR) / 10.0), SR, subtype="PCM_16", format="FLAC")
+    _truncate_to_half(path)
+    with pytest.raises(AudioFileError, match=r"cut\.flac"):
+        audio.load_wav(path, SR)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "subtype"),
+    [
+        ("a.wav", "WAV", "PCM_16"),
+        ("b.wav", "WAV", "FLOAT"),
+        ("c.wav", "WAV", "PCM_24"),
+        ("d.flac", "FLAC", "PCM_16"),
+        ("e.ogg", "OGG", "VORBIS"),
+    ],
+)
+def test_load_wav_complete_files_of_every_writer_load_in_full(tmp_path, name, fmt, subtype):
+    wav = (0.5 * np.sin(np.arange(SR) / 10.0)).astype(np.float32)
+    path = tmp_path / name
+    if fmt == "WAV" and subtype == "PCM_16":
+        audio.save_wav(path, wav, SR)  # the library's own writer
+    else:
+        sf.write(path, wav, SR, subtype=subtype, format=fmt)
+    # an odd-sized chunk after the data (padded, as RIFF requires) must not confuse the check
+    if fmt == "WAV":
+        with open(path, "ab") as fh:
+            fh.write(b"LIST" + (3).to_bytes(4, "little") + b"abc\x00")
+    out = audio.load_wav(path, SR)
+    assert out.shape == (SR,)

@@ -165,6 +165,15 @@ def test_lj_corrupt_wav_names_the_file(lj):
         lj.load("LJ002-0003", FeatureConfig())
 
 
+def test_lj_truncated_wav_names_the_file(lj):
+    # A real corpus is not rebuilt: a file cut short must be named when it is loaded.
+    path = lj.wav_path("LJ001-0002")
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+    with pytest.raises(audio.AudioFileError, match=r"LJ001-0002\.wav is truncated"):
+        lj.load("LJ001-0002", FeatureConfig())
+
+
 def test_lj_unknown_id(lj):
     with pytest.raises(KeyError, match="LJ999-0001"):
         lj.wav_path("LJ999-0001")

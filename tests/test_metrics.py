@@ -234,7 +234,6 @@ def test_dnsmos_on_speech_like(noisy):
         M.dnsmos(noisy, 8000)
 
 
-
 def test_dnsmos_sessions_follow_the_thread_limit_and_score_as_speechmos(noisy, monkeypatch):
     """In a joblib worker (OMP_NUM_THREADS=1) the ONNX sessions use one thread each, and
     the scores are those of speechmos loading its models itself."""
@@ -325,6 +324,22 @@ def test_non_finite_input_names_the_signal(ref, which):
         M.si_sdr(*args)
     with pytest.raises(ValueError, match=which):
         M.compute_metrics(*args, SR, metrics=["stoi"])
+
+
+@pytest.mark.parametrize("which", ["reference", "estimate"])
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint8])
+def test_integer_pcm_beside_float_is_refused_naming_argument_and_dtype(ref, which, dtype):
+    # Unscaled PCM_16 beside float gave LSD ≈ 109 dB instead of ≈ 22 dB: refuse, don't guess.
+    pcm = np.clip(np.round(ref * 32768), np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+    args = (pcm, ref) if which == "reference" else (ref, pcm)
+    message = rf"{which} has dtype {np.dtype(dtype).name}; expected float samples in \[-1, 1\]"
+    hint = {np.int16: "x / 32768", np.int32: "x / 2147483648", np.uint8: "(x - 128) / 128"}
+    with pytest.raises(ValueError, match=message) as exc:
+        M.log_spectral_distance(*args, SR)
+    assert hint[dtype] in str(exc.value)
+    for align in (False, True):
+        with pytest.raises(ValueError, match=message):
+            M.compute_metrics(*args, SR, metrics=["lsd", "si_sdr"], align=align)
 
 
 @pytest.mark.parametrize("which", ["reference", "estimate"])

@@ -289,6 +289,24 @@ def test_incomplete_build_is_rebuilt(corpus, tmp_path):
     assert _hashes(dest) == _hashes(src)
 
 
+@pytest.mark.parametrize("victim_glob", ["LJSpeech-1.1/wavs/*.wav", "ESC-50-master/audio/*.wav"])
+def test_truncated_file_is_detected_and_rebuilt(corpus, tmp_path, victim_glob):
+    # The file count is still right: only the manifest of sizes in the stamp sees the damage.
+    src, _ = corpus
+    import shutil
+
+    dest = tmp_path / "corpus"
+    shutil.copytree(src, dest)
+    victim = sorted(dest.glob(victim_glob))[-1]
+    with open(victim, "r+b") as fh:
+        fh.truncate(victim.stat().st_size // 2)
+    key = mc._stamp_key(SEED, N_UTT, 1)
+    assert not mc._is_complete(dest, key)
+    mc.build_mini_corpus(dest, n_utterances=N_UTT, seed=SEED, clips_per_category=1, progress=False)
+    assert _hashes(dest) == _hashes(src)
+    assert mc._is_complete(dest, key)
+
+
 def test_refuses_a_folder_with_foreign_files(tmp_path):
     dest = tmp_path / "corpus"
     dest.mkdir()

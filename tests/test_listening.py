@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -269,6 +271,90 @@ def test_store_drops_a_line_truncated_mid_write(tmp_path):
         assert len(store.read()) == 3
     path.write_bytes(data.replace(b",4,", b",x,", 1))
     with pytest.raises(ValueError, match="line 2 is malformed"):
+        store.read()
+
+
+CONCURRENT_WRITER = """
+import sys, time
+from pathlib import Path
+from synthsep_lib.evaluation.listening.session import ResponseStore
+path, listener, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+store = ResponseStore(path)
+Path(go.parent / f"ready-{listener}").touch()
+while not go.exists():  # start all writers together
+    time.sleep(0.005)
+for k in range(n):
+    trial = {"listener": listener, "attribute": "preference", "trial": k, "pair": k,
+             "system": "proposed", "opponent": "b1", "a": "proposed"}
+    store.add(trial, 1 + k % 5)
+    print(k, flush=True)  # accepted
+"""
+
+
+def test_store_keeps_every_answer_of_concurrent_writers(tmp_path):
+    path, go, n = tmp_path / "responses.csv", tmp_path / "go", 30
+    listeners = ["w0", "w1", "w2"]
+    script = textwrap.dedent(CONCURRENT_WRITER)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path), who, str(n), str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for who in listeners
+    ]
+    while not all((tmp_path / f"ready-{who}").exists() for who in listeners):
+        assert all(p.poll() is None for p in procs), "a writer died before starting"
+        time.sleep(0.01)
+    go.touch()
+    accepted = {}
+    for who, proc in zip(listeners, procs, strict=True):
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        accepted[who] = [int(k) for k in out.split()]
+    assert all(len(done) == n for done in accepted.values())
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(design.RESPONSE_COLUMNS) and len(lines) == 1 + 3 * n
+    read = session.ResponseStore(path).read()  # no torn line, no duplicate
+    for who in listeners:
+        assert sorted(read.loc[read["listener"] == who, "pair"]) == list(range(n))
+
+
+def test_store_keeps_a_complete_last_line_without_newline(tmp_path):
+    path = tmp_path / "responses.csv"
+    store = session.ResponseStore(path)
+    for trial in PLAN.head(2).to_dict("records"):
+        store.add(trial, 4)
+    path.write_bytes(path.read_bytes()[:-1])  # e.g. saved by an editor without a final newline
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(store.read()["trial"]) == [0, 1]
+        store.add(PLAN.iloc[2].to_dict(), 2)
+    assert list(store.read()["trial"]) == [0, 1, 2]
+    assert path.read_text().count("\n") == 4
+    # The header alone without its newline is complete too.
+    fresh = tmp_path / "fresh.csv"
+    fresh.write_text(",".join(design.RESPONSE_COLUMNS))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        session.ResponseStore(fresh).add(PLAN.iloc[0].to_dict(), 3)
+    assert len(session.ResponseStore(fresh).read()) == 1
+
+
+def test_store_reports_duplicates_and_bad_utf8_naming_the_file(tmp_path):
+    path = tmp_path / "responses.csv"
+    store = session.ResponseStore(path)
+    for trial in PLAN.head(2).to_dict("records"):
+        store.add(trial, 4)
+    data = path.read_bytes()
+    first = data.splitlines(keepends=True)[1]
+    path.write_bytes(data + first.replace(b",4,4,", b",2,2,", 1))  # pair 4 rated twice
+    with pytest.raises(ValueError, match=r"responses\.csv, line 4 repeats the answer of line 2"):
+        store.read()
+    with pytest.raises(ValueError, match="line 4 repeats"):
+        store.add(PLAN.iloc[3].to_dict(), 3)
+    path.write_bytes(data + b"zo\xe9,preference,2,4,proposed,b2,b2,3,3,False,\n")  # Latin-1
+    with pytest.raises(ValueError, match=r"responses\.csv, line 4 is not valid UTF-8"):
         store.read()
 
 

@@ -14,12 +14,16 @@ Answers are stored with the score convention of :mod:`.design`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import os
+import re
+import sys
+import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -105,6 +109,57 @@ def _response_row(trial: Mapping, answer, simulated: bool, time: str = "") -> di
         "simulated": bool(simulated),
         "time": time,
     }
+
+
+# What add() writes as the time: ISO 8601 to the second with a UTC offset.
+_WHOLE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d")
+
+
+def _parse_response(row: Mapping[str, str]) -> dict:
+    """One response from a CSV row of strings (raises ValueError if it is not one)."""
+    parsed = _response_row(
+        {**row, "pair": int(row["pair"]), "trial": int(row["trial"])},
+        int(row["answer"]),
+        simulated=row["simulated"] == "True",
+        time=row["time"],
+    )
+    if parsed["score"] != int(row["score"]):
+        raise ValueError(f"score {row['score']} does not follow from the answer")
+    return parsed
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) between processes.
+
+    ``fcntl.flock`` on Linux/macOS; ``msvcrt.locking`` on the first byte on Windows.
+    Both are released by the operating system if the process dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        if sys.platform == "win32":
+            import msvcrt
+
+            handle.seek(0)
+            while True:
+                try:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+                    break
+                except OSError:  # held by another process
+                    time.sleep(0.01)
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------------------
@@ -211,9 +266,16 @@ class ResponseStore:
 
     :meth:`add` appends one line, then flushes and ``fsync``-s the file: an answer that
     was accepted survives a kernel crash or a power cut. A crash *during* a write can
-    leave a torn last line (no newline at its end); :meth:`read` drops it with a
-    warning, and the next :meth:`add` cuts it off before appending. The file is re-read
-    before every answer, so two widgets on the same file cannot record an answer twice.
+    leave a torn last line; :meth:`read` drops it with a warning, and the next
+    :meth:`add` cuts it off before appending. A last line is torn when it is not a whole
+    answer (all columns, a valid answer and score, a whole time stamp); a whole answer
+    that merely lacks its newline (a file saved by an editor) is kept.
+
+    Several widgets or processes may answer into the same file at once: every read and
+    every read-check-append holds an exclusive lock on ``<file>.lock`` beside it
+    (``fcntl.flock`` on Linux/macOS, ``msvcrt.locking`` on Windows), so no accepted
+    answer is lost or recorded twice. The lock file is left in place (removing it while
+    another process waits on it would let two writers in).
 
     Parameters
     ----------
@@ -231,25 +293,45 @@ class ResponseStore:
         return ",".join(RESPONSE_COLUMNS) + "\n"
 
     def _complete_bytes(self) -> bytes:
-        """The file's complete lines (a torn last line is left out, with a warning)."""
+        """The file's complete lines (a torn last line is left out, with a warning).
+
+        A complete last line without its newline is kept (without the newline). Call
+        with the lock held.
+        """
         if not self.path.exists():
             return b""
         data = self.path.read_bytes()
         if data and not data.endswith(b"\n"):
             cut = data.rfind(b"\n") + 1
-            warnings.warn(
-                f"{self.path}: dropping an incomplete last line {data[cut:]!r} "
-                "(an answer interrupted while being written)",
-                UserWarning,
-                stacklevel=3,
-            )
-            data = data[:cut]
-        if data and not data.startswith(self._header().encode()):
+            if not self._is_whole_line(data[cut:], is_header=cut == 0):
+                warnings.warn(
+                    f"{self.path}: dropping an incomplete last line {data[cut:]!r} "
+                    "(an answer interrupted while being written)",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                data = data[:cut]
+        if data and not (data + b"\n").startswith(self._header().encode()):
             raise ValueError(
                 f"{self.path} is not a response file of this test: its header is "
                 f"{data.splitlines()[0]!r}, expected {self._header().strip()!r}"
             )
         return data
+
+    def _is_whole_line(self, line: bytes, is_header: bool) -> bool:
+        """Whether a last line without newline is whole (else it was torn mid-write)."""
+        if is_header:
+            return line == self._header().strip().encode()
+        try:
+            fields = next(csv.reader([line.decode("utf-8")]))
+            if len(fields) != len(RESPONSE_COLUMNS):
+                return False
+            row = dict(zip(RESPONSE_COLUMNS, fields, strict=True))
+            _parse_response(row)
+        except (UnicodeDecodeError, TypeError, ValueError):
+            return False
+        # The time is the last column: a torn one is shorter than what add() writes.
+        return row["time"] == "" or _WHOLE_TIME.fullmatch(row["time"]) is not None
 
     def read(self) -> pd.DataFrame:
         """All complete answers.
@@ -263,24 +345,45 @@ class ResponseStore:
         Raises
         ------
         ValueError
-            If the header differs or a complete line is malformed (names the line).
+            If the header differs, the file is not UTF-8, a complete line is malformed,
+            or a line repeats an earlier answer (names the file and the line).
         """
-        return self._parse(self._complete_bytes())
+        with _file_lock(self._lock_path()):
+            data = self._complete_bytes()
+        return self._parse(data)
+
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
 
     def _parse(self, data: bytes) -> pd.DataFrame:
-        rows = []
-        for line, row in enumerate(csv.DictReader(io.StringIO(data.decode("utf-8"))), start=2):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise ValueError(
+                f"{self.path}, line {line} is not valid UTF-8 "
+                f"(byte {data[error.start : error.start + 1]!r}); response files are "
+                "UTF-8: re-save the file as UTF-8"
+            ) from error
+        rows, seen = [], {}
+        reader = csv.DictReader(io.StringIO(text))
+        for row in reader:
+            line = reader.line_num
             try:
-                parsed = _response_row(
-                    {**row, "pair": int(row["pair"]), "trial": int(row["trial"])},
-                    int(row["answer"]),
-                    simulated=row["simulated"] == "True",
-                    time=row["time"],
-                )
-                if parsed["score"] != int(row["score"]):
-                    raise ValueError(f"score {row['score']} does not follow from the answer")
+                parsed = _parse_response(row)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"{self.path}, line {line} is malformed: {error}") from error
+            # A repeated answer would be counted twice by the analysis, and which of the
+            # two is right cannot be decided here: the user has to remove one.
+            key = tuple(parsed[k] for k in _KEY)
+            if key in seen:
+                raise ValueError(
+                    f"{self.path}, line {line} repeats the answer of line {seen[key]} "
+                    f"(listener {parsed['listener']!r}, {parsed['attribute']}, pair "
+                    f"{parsed['pair']}, {comparison_label(parsed['system'], parsed['opponent'])})"
+                    "; each trial is answered once: delete one of the two lines"
+                )
+            seen[key] = line
             rows.append(parsed)
         frame = pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
         return frame.astype({c: int for c in ("trial", "pair", "answer", "score")}).astype(
@@ -303,8 +406,9 @@ class ResponseStore:
         Raises
         ------
         ValueError
-            For an invalid answer, listener, attribute, pair or system, or an answer the
-            listener already gave for this attribute, pair and comparison.
+            For an invalid answer, listener, attribute, pair or system, an answer the
+            listener already gave for this attribute, pair and comparison, or a damaged
+            file (see :meth:`read`).
         """
         row = _response_row(
             trial, answer, simulated, time=datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -313,27 +417,32 @@ class ResponseStore:
             raise ValueError(
                 f"pair {row['pair']} is not one of the test's pairs {sorted(self.pairs)}"
             )
-        data = self._complete_bytes()
-        if data:
-            done = self._parse(data)
-            key = tuple(row[k] for k in _KEY)
-            if key in set(done[list(_KEY)].itertuples(index=False, name=None)):
-                raise ValueError(
-                    f"listener {row['listener']!r} already rated pair {row['pair']} "
-                    f"({comparison_label(row['system'], row['opponent'])}) for "
-                    f"{row['attribute']}; an answer cannot be given twice"
-                )
-            if self.path.stat().st_size != len(data):
-                with open(self.path, "r+b") as handle:  # cut the torn line off
-                    handle.truncate(len(data))
-        else:
-            write_text_atomic(self.path, self._header())
         line = io.StringIO()
         csv.writer(line, lineterminator="\n").writerow([row[c] for c in RESPONSE_COLUMNS])
-        with open(self.path, "a", encoding="utf-8", newline="") as handle:
-            handle.write(line.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
+        # Read, check and append under one lock: another writer's answer is never taken
+        # for a torn line, and two writers cannot both accept the same answer.
+        with _file_lock(self._lock_path()):
+            data = self._complete_bytes()
+            if data:
+                done = self._parse(data)
+                key = tuple(row[k] for k in _KEY)
+                if key in set(done[list(_KEY)].itertuples(index=False, name=None)):
+                    raise ValueError(
+                        f"listener {row['listener']!r} already rated pair {row['pair']} "
+                        f"({comparison_label(row['system'], row['opponent'])}) for "
+                        f"{row['attribute']}; an answer cannot be given twice"
+                    )
+                if self.path.stat().st_size != len(data):
+                    with open(self.path, "r+b") as handle:  # cut the torn line off
+                        handle.truncate(len(data))
+            else:
+                write_text_atomic(self.path, self._header())
+                data = self._header().encode()
+            text = line.getvalue() if data.endswith(b"\n") else "\n" + line.getvalue()
+            with open(self.path, "a", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
         return row
 
     def remaining(self, plan: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,10 @@ dataclasses and applies overrides from a notebook's ``parameters`` cell.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -32,6 +36,59 @@ PROFILES = ("reduced", "paper")
 
 
 @dataclass(frozen=True)
+class Range:
+    """The numbers a setting allows: from ``low`` to ``high`` (``None``: unbounded).
+
+    ``ends`` says which ends belong to the range, as in interval notation: ``"[]"``,
+    ``"[)"``, ``"(]"`` or ``"()"``.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    ends: str = "[]"
+
+    def __contains__(self, value) -> bool:
+        low_ok = self.low is None or (
+            value >= self.low if self.ends[0] == "[" else value > self.low
+        )
+        high_ok = self.high is None or (
+            value <= self.high if self.ends[1] == "]" else value < self.high
+        )
+        return low_ok and high_ok
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>=' if self.ends[0] == '[' else '>'} {self.low}"
+        if self.low is None:
+            return f"{'<=' if self.ends[1] == ']' else '<'} {self.high}"
+        return f"in {self.ends[0]}{self.low}, {self.high}{self.ends[1]}"
+
+
+# The ranges the settings below draw on (declared per field with ``_setting``).
+COUNT = Range(1)  # sizes, steps, epochs, intervals
+NON_NEGATIVE = Range(0)  # seeds, worker counts, weights, "0 = none" settings
+POSITIVE = Range(0, None, "(]")  # rates, frequencies, durations
+FRACTION = Range(0, 1, "()")  # a share of a list that leaves something on both sides
+DECAY = Range(0, 1, "(]")  # a factor applied again and again: 1 = constant
+BELOW_ONE = Range(0, 1, "[)")  # dropout, moving-average decays: 0 = none, 1 = never changes
+NEGATIVE = Range(None, 0, "[)")  # decibel floors
+
+
+def _setting(default, allowed: Range | None = None, *, choices: tuple | None = None):
+    """A dataclass field with its allowed range (each item's, for a tuple) or choices.
+
+    :func:`load_profile` checks every value of a profile and its overrides against
+    these and against the field's type annotation.
+    """
+    metadata = {}
+    if allowed is not None:
+        metadata["range"] = allowed
+    if choices is not None:
+        metadata["choices"] = choices
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
 class FeatureConfig:
     """STFT, mel and normalisation settings (see original_code.md#oc-constants).
 
@@ -39,18 +96,18 @@ class FeatureConfig:
     profiles because the published WaveNet checkpoint expects exactly these features.
     """
 
-    sample_rate: int = 22050
-    fft_size: int = 1024
-    hop_size: int = 256
-    num_mels: int = 80
-    fmin: float = 125.0
-    fmax: float = 7600.0
-    min_level_db: float = -100.0
+    sample_rate: int = _setting(22050, COUNT)
+    fft_size: int = _setting(1024, COUNT)
+    hop_size: int = _setting(256, COUNT)
+    num_mels: int = _setting(80, COUNT)
+    fmin: float = _setting(125.0, NON_NEGATIVE)
+    fmax: float = _setting(7600.0, POSITIVE)
+    min_level_db: float = _setting(-100.0, NEGATIVE)
     ref_level_db: float = 20.0
-    min_level_db_linear: float = -80.0
+    min_level_db_linear: float = _setting(-80.0, NEGATIVE)
     ref_level_db_linear: float = 30.0
-    linear_bins: int = 512
-    rescaling_max: float = 0.999
+    linear_bins: int = _setting(512, COUNT)
+    rescaling_max: float = _setting(0.999, DECAY)
 
     @property
     def lead_in(self) -> int:
@@ -89,18 +146,18 @@ class DataConfig:
         ESC clips must have first-to-last non-zero span longer than this (4.5 s).
     """
 
-    corpus: str = "mini"
-    mini_utterances: int = 150
-    mini_seed: int = 2019
-    lj_test_size: float = 0.0441
-    lj_split_seed: int = 1234
-    esc_split_seed: int = 1234
-    esc_train_fraction: float = 0.9
-    valid_fraction: float = 0.8
-    shuffle_seed: int = 123456789
-    test_pairs_seed: int = 66666666
-    test_pairs: int = 100
-    min_active_seconds: float = 4.5
+    corpus: str = _setting("mini", choices=("mini", "real"))
+    mini_utterances: int = _setting(150, COUNT)
+    mini_seed: int = _setting(2019, NON_NEGATIVE)
+    lj_test_size: float = _setting(0.0441, FRACTION)
+    lj_split_seed: int = _setting(1234, NON_NEGATIVE)
+    esc_split_seed: int = _setting(1234, NON_NEGATIVE)
+    esc_train_fraction: float = _setting(0.9, FRACTION)
+    valid_fraction: float = _setting(0.8, FRACTION)
+    shuffle_seed: int = _setting(123456789, NON_NEGATIVE)
+    test_pairs_seed: int = _setting(66666666, NON_NEGATIVE)
+    test_pairs: int = _setting(100, COUNT)
+    min_active_seconds: float = _setting(4.5, NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -148,27 +205,27 @@ class EncoderConfig:
         Seed of weights, dropout and the data feed.
     """
 
-    block_frames: int = 64
-    linear_lstm_units: int = 400
-    mel_lstm_units: int = 200
-    proposed_linear_channels: int = 4
-    proposed_mel_channels: int = 4
-    b1_linear_channels: int = 2
-    b1_mel_channels: int = 1
-    hourglass_depth: int = 3
-    hourglass_filters: int = 64
-    dropout: float = 0.25
-    recurrent_dropout: float = 0.25
-    batch_norm_momentum: float = 0.99
-    l2: float = 1e-7
-    batch_size: int = 32
-    steps_per_epoch: int = 200
-    validation_steps: int = 20
-    epochs: int = 500
-    learning_rate: float = 1e-3
-    lr_decay: float = 0.98
-    feed_workers: int = 2
-    seed: int = 1234
+    block_frames: int = _setting(64, COUNT)
+    linear_lstm_units: int = _setting(400, COUNT)
+    mel_lstm_units: int = _setting(200, COUNT)
+    proposed_linear_channels: int = _setting(4, COUNT)
+    proposed_mel_channels: int = _setting(4, COUNT)
+    b1_linear_channels: int = _setting(2, COUNT)
+    b1_mel_channels: int = _setting(1, COUNT)
+    hourglass_depth: int = _setting(3, COUNT)
+    hourglass_filters: int = _setting(64, COUNT)
+    dropout: float = _setting(0.25, BELOW_ONE)
+    recurrent_dropout: float = _setting(0.25, BELOW_ONE)
+    batch_norm_momentum: float = _setting(0.99, BELOW_ONE)
+    l2: float = _setting(1e-7, NON_NEGATIVE)
+    batch_size: int = _setting(32, COUNT)
+    steps_per_epoch: int = _setting(200, COUNT)
+    validation_steps: int = _setting(20, COUNT)
+    epochs: int = _setting(500, COUNT)
+    learning_rate: float = _setting(1e-3, POSITIVE)
+    lr_decay: float = _setting(0.98, DECAY)
+    feed_workers: int = _setting(2, NON_NEGATIVE)
+    seed: int = _setting(1234, NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -212,25 +269,21 @@ class VocoderConfig:
     """
 
     model: dict = field(default_factory=dict)
-    source: str = "pretrained"
-    batch_size: int = 2
-    max_time_steps: int = 8000
-    learning_rate: float = 1e-3
-    warmup_steps: int = 4000
-    ema_decay: float = 0.9999
-    clip_grad_norm: float = 0.0
-    steps: int = 1_000_000
-    checkpoint_interval: int = 10_000
-    log_interval: int = 100
-    synthesis_batch: int = 8
-    fold_segment_seconds: float = 0.0
-    fold_overlap_seconds: float = 0.05
-    synthesis_files: int = 0
-    seed: int = 1234
-
-    def __post_init__(self):
-        if self.source not in ("pretrained", "train"):
-            raise ValueError(f"vocoder source must be 'pretrained' or 'train'; got {self.source!r}")
+    source: str = _setting("pretrained", choices=("pretrained", "train"))
+    batch_size: int = _setting(2, COUNT)
+    max_time_steps: int = _setting(8000, COUNT)
+    learning_rate: float = _setting(1e-3, POSITIVE)
+    warmup_steps: int = _setting(4000, COUNT)
+    ema_decay: float = _setting(0.9999, BELOW_ONE)
+    clip_grad_norm: float = _setting(0.0, NON_NEGATIVE)
+    steps: int = _setting(1_000_000, COUNT)
+    checkpoint_interval: int = _setting(10_000, COUNT)
+    log_interval: int = _setting(100, COUNT)
+    synthesis_batch: int = _setting(8, COUNT)
+    fold_segment_seconds: float = _setting(0.0, NON_NEGATIVE)
+    fold_overlap_seconds: float = _setting(0.05, NON_NEGATIVE)
+    synthesis_files: int = _setting(0, NON_NEGATIVE)
+    seed: int = _setting(1234, NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -285,28 +338,28 @@ class DenoiserConfig:
         in the same order as they do).
     """
 
-    stacks: int = 3
-    dilation_depth: int = 9
-    kernel_size: int = 3
-    residual_filters: int = 128
-    skip_filters: int = 128
-    final_filters: tuple[int, int] = (2048, 256)
-    target_field: int = 1601
-    target_padding: int = 1
-    batch_size: int = 10
-    steps_per_epoch: int = 1000
-    validation_steps: int = 100
-    epochs: int = 500
-    max_segments: int = 4
-    learning_rate: float = 1e-3
-    adam_epsilon: float = 1e-8
-    lr_factor: float = 0.1
-    lr_patience: int = 8
-    lr_cooldown: int = 4
-    lr_min_delta: float = 1e-4
-    inference_batch: int = 10
-    feed_workers: int = 2
-    seed: int = 1234
+    stacks: int = _setting(3, COUNT)
+    dilation_depth: int = _setting(9, NON_NEGATIVE)
+    kernel_size: int = _setting(3, COUNT)
+    residual_filters: int = _setting(128, COUNT)
+    skip_filters: int = _setting(128, COUNT)
+    final_filters: tuple[int, int] = _setting((2048, 256), COUNT)
+    target_field: int = _setting(1601, COUNT)
+    target_padding: int = _setting(1, NON_NEGATIVE)
+    batch_size: int = _setting(10, COUNT)
+    steps_per_epoch: int = _setting(1000, COUNT)
+    validation_steps: int = _setting(100, COUNT)
+    epochs: int = _setting(500, COUNT)
+    max_segments: int = _setting(4, COUNT)
+    learning_rate: float = _setting(1e-3, POSITIVE)
+    adam_epsilon: float = _setting(1e-8, POSITIVE)
+    lr_factor: float = _setting(0.1, FRACTION)
+    lr_patience: int = _setting(8, NON_NEGATIVE)
+    lr_cooldown: int = _setting(4, NON_NEGATIVE)
+    lr_min_delta: float = _setting(1e-4, NON_NEGATIVE)
+    inference_batch: int = _setting(10, COUNT)
+    feed_workers: int = _setting(2, NON_NEGATIVE)
+    seed: int = _setting(1234, NON_NEGATIVE)
 
     def __post_init__(self):
         object.__setattr__(self, "final_filters", tuple(int(f) for f in self.final_filters))
@@ -398,36 +451,31 @@ class ParallelConfig:
     """
 
     model: dict = field(default_factory=dict)
-    batch_size: int = 16
-    window_frames: int = 64
-    learning_rate: float = 5e-4
-    lr_decay: float = 1.0
-    clip_grad_norm: float = 0.0
-    mel_weight: float = 45.0
-    stft_weight: float = 1.0
-    adversarial_start: int = 0
-    adversarial_weight: float = 1.0
-    feature_matching_weight: float = 2.0
-    period_channels: tuple[int, ...] = (32, 128, 512, 1024)
-    resolution_channels: int = 32
-    ema_decay: float = 0.0
-    steps: int = 1_000_000
-    finetune_steps: int = 100_000
-    finetune_learning_rate: float = 1e-4
-    finetune_rounds: int = 1
-    checkpoint_interval: int = 10_000
-    log_interval: int = 100
-    synthesis_files: int = 0
-    seed: int = 1234
+    batch_size: int = _setting(16, COUNT)
+    window_frames: int = _setting(64, COUNT)
+    learning_rate: float = _setting(5e-4, POSITIVE)
+    lr_decay: float = _setting(1.0, DECAY)
+    clip_grad_norm: float = _setting(0.0, NON_NEGATIVE)
+    mel_weight: float = _setting(45.0, NON_NEGATIVE)
+    stft_weight: float = _setting(1.0, NON_NEGATIVE)
+    adversarial_start: int = _setting(0, NON_NEGATIVE)
+    adversarial_weight: float = _setting(1.0, NON_NEGATIVE)
+    feature_matching_weight: float = _setting(2.0, NON_NEGATIVE)
+    period_channels: tuple[int, ...] = _setting((32, 128, 512, 1024), COUNT)
+    resolution_channels: int = _setting(32, COUNT)
+    ema_decay: float = _setting(0.0, BELOW_ONE)
+    steps: int = _setting(1_000_000, COUNT)
+    finetune_steps: int = _setting(100_000, COUNT)
+    finetune_learning_rate: float = _setting(1e-4, NON_NEGATIVE)
+    finetune_rounds: int = _setting(1, COUNT)
+    checkpoint_interval: int = _setting(10_000, COUNT)
+    log_interval: int = _setting(100, COUNT)
+    synthesis_files: int = _setting(0, NON_NEGATIVE)
+    seed: int = _setting(1234, NON_NEGATIVE)
 
     def __post_init__(self):
+        # YAML gives lists; the ranges are checked by load_profile
         object.__setattr__(self, "period_channels", tuple(int(c) for c in self.period_channels))
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"parallel ema_decay must be in [0, 1); got {self.ema_decay}")
-        if not 0.0 < self.lr_decay <= 1.0:
-            raise ValueError(f"parallel lr_decay must be in (0, 1]; got {self.lr_decay}")
-        if self.finetune_rounds < 1:
-            raise ValueError(f"parallel finetune_rounds must be >= 1; got {self.finetune_rounds}")
 
 
 @dataclass(frozen=True)
@@ -454,25 +502,21 @@ class ConditionsConfig:
         Seed of the draws (utterances, clips, offsets, rooms).
     """
 
-    pairs: int = 10
+    pairs: int = _setting(10, COUNT)
     snr_levels_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
     reference_snr_db: float = 5.0
-    t60_seconds: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
-    seed: int = 8888
+    t60_seconds: tuple[float, ...] = _setting((0.2, 0.4, 0.6, 0.8), POSITIVE)
+    seed: int = _setting(8888, NON_NEGATIVE)
 
     def __post_init__(self):
         object.__setattr__(self, "snr_levels_db", tuple(float(v) for v in self.snr_levels_db))
         object.__setattr__(self, "t60_seconds", tuple(float(v) for v in self.t60_seconds))
         object.__setattr__(self, "reference_snr_db", float(self.reference_snr_db))
-        if int(self.pairs) < 1:
-            raise ValueError(f"conditions pairs must be >= 1; got {self.pairs}")
         if self.reference_snr_db not in self.snr_levels_db:
             raise ValueError(
                 f"conditions reference_snr_db {self.reference_snr_db} must be one of "
                 f"snr_levels_db {list(self.snr_levels_db)} (it is the sweep's reference point)"
             )
-        if not all(t > 0 for t in self.t60_seconds):
-            raise ValueError(f"conditions t60_seconds must be > 0; got {list(self.t60_seconds)}")
 
 
 @dataclass(frozen=True)
@@ -522,6 +566,63 @@ def section(settings, cls: type):
     return found
 
 
+def _article(value) -> str:
+    """``"a list"``, ``"an int"``: the type of ``value`` for a message."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _settings(values, where: str) -> dict[str, Any]:
+    """``values`` as a dict of settings (``None``: none), or a ValueError naming ``where``."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{where}: expected a mapping of settings, got {_article(values)}")
+    return dict(values)
+
+
+def _fits(kind, value, allowed: Range | None, choices: tuple | None) -> bool:
+    """Whether ``value`` has type ``kind`` (a field's annotation) and lies in its range."""
+    if typing.get_origin(kind) is tuple:  # tuple[int, int] or tuple[float, ...]: each item
+        item = typing.get_args(kind)[0]
+        return isinstance(value, (list, tuple)) and all(
+            _fits(item, v, allowed, choices) for v in value
+        )
+    if kind is bool:
+        fits = isinstance(value, bool)
+    elif isinstance(value, bool):  # True is an int to Python, never a count or a rate here
+        fits = False
+    elif kind is int:
+        fits = isinstance(value, numbers.Integral)
+    elif kind is float:  # an int is a fine float (YAML reads 1 as one)
+        fits = isinstance(value, numbers.Real) and math.isfinite(value)
+    elif kind is str:
+        fits = isinstance(value, str)
+    elif kind is dict:
+        fits = isinstance(value, Mapping)
+    else:
+        raise TypeError(f"no check for settings of type {kind}: add one to config._fits")
+    if fits and allowed is not None:
+        fits = value in allowed
+    return fits and (choices is None or value in choices)
+
+
+def _expected(kind, allowed: Range | None, choices: tuple | None) -> str:
+    """What :func:`_fits` accepts, in words."""
+    if typing.get_origin(kind) is tuple:
+        return f"a list of items, each {_expected(typing.get_args(kind)[0], allowed, choices)}"
+    if choices is not None:
+        return f"one of {list(choices)}"
+    words = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a mapping of settings",
+    }[kind]
+    return words if allowed is None else f"{words} {allowed}"
+
+
 def _build(cls, values: dict[str, Any], where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
@@ -529,11 +630,32 @@ def _build(cls, values: dict[str, Any], where: str):
         raise ValueError(
             f"unknown setting(s) {unknown} in {where}; expected some of {sorted(known)}"
         )
-    return cls(**values)
+    kinds = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        allowed, choices = f.metadata.get("range"), f.metadata.get("choices")
+        if not _fits(kinds[f.name], values[f.name], allowed, choices):
+            raise ValueError(
+                f"{where} {f.name}: {values[f.name]!r} is not allowed; "
+                f"expected {_expected(kinds[f.name], allowed, choices)}"
+            )
+    try:
+        return cls(**values)
+    except ValueError as err:  # a check across settings (__post_init__)
+        raise ValueError(f"{where}: {err}") from err
+
+
+def _profile_text(name: str) -> str:
+    """The YAML text of shipped profile ``name``."""
+    return resources.files("synthsep_lib").joinpath("profiles", f"{name}.yaml").read_text()
 
 
 def load_profile(name: str, overrides: dict[str, dict[str, Any]] | None = None) -> Profile:
     """Read profile ``name`` and apply ``overrides``.
+
+    Every value is checked against its setting's type (an integer setting refuses 2.5,
+    ``"3"`` and ``True``; a number setting takes an integer) and its declared range.
 
     Parameters
     ----------
@@ -549,25 +671,30 @@ def load_profile(name: str, overrides: dict[str, dict[str, Any]] | None = None) 
     Raises
     ------
     ValueError
-        For an unknown profile, section or setting (the message lists what exists).
+        For an unknown profile, section or setting (the message lists what exists), a
+        section that is not a mapping, or a value of the wrong type or out of range (the
+        message names the profile, section, setting, value and what is allowed).
     """
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; expected one of {PROFILES}")
-    text = resources.files("synthsep_lib").joinpath("profiles", f"{name}.yaml").read_text()
-    raw = yaml.safe_load(text) or {}
-    for section, values in (overrides or {}).items():
-        if section not in SECTIONS:
-            raise ValueError(
-                f"unknown profile section {section!r}; expected one of {sorted(SECTIONS)}"
-            )
-        raw.setdefault(section, {}).update(values)
-    unknown = sorted(set(raw) - set(SECTIONS))
+    raw = yaml.safe_load(_profile_text(name))
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"profile {name!r}: expected a mapping of sections, got {_article(raw)}")
+    raw = dict(raw)
+    for key, values in (overrides or {}).items():
+        if key not in SECTIONS:
+            raise ValueError(f"unknown profile section {key!r}; expected one of {sorted(SECTIONS)}")
+        where = f"profile {name!r} [{key}]"
+        raw[key] = {**_settings(raw.get(key), where), **_settings(values, where)}
+    unknown = sorted(set(raw) - set(SECTIONS), key=str)
     if unknown:
         raise ValueError(
             f"unknown section(s) {unknown} in profile {name!r}; expected {sorted(SECTIONS)}"
         )
-    sections = {
-        key: _build(cls, raw.get(key) or {}, f"profile {name!r} [{key}]")
-        for key, cls in SECTIONS.items()
-    }
+    sections = {}
+    for key, cls in SECTIONS.items():
+        where = f"profile {name!r} [{key}]"
+        sections[key] = _build(cls, _settings(raw.get(key), where), where)
     return Profile(name=name, **sections)

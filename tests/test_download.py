@@ -323,6 +323,44 @@ def test_unsafe_zip_member_rejected(server, dest):
     assert leftovers(dest) == []
 
 
+def test_symlink_zip_member_is_refused_and_the_archive_deleted(server, dest):
+    """A symlink member could point anywhere once unpacked: the archive is not trusted."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(f"{ESC.top_folder}/meta/esc50.csv", b"a\n")
+        link = zipfile.ZipInfo(f"{ESC.top_folder}/audio/1-100032-A-0.wav")
+        link.external_attr = 0o120777 << 16  # a symlink (S_IFLNK) whose data is its target
+        zf.writestr(link, "/etc/passwd")
+    esc = buf.getvalue()
+    url = server.put(ESC.archive_name, esc)
+    with pytest.raises(CorruptArchiveError) as info:
+        fetch_corpus("esc50", dest, url=url, known_hash=md5(esc), progress=False)
+    message = str(info.value)
+    assert ESC.archive_name in message and "symlink members are refused" in message
+    assert f"{ESC.top_folder}/audio/1-100032-A-0.wav" in message
+    assert "The archive was deleted." in message
+    assert not (dest / ".downloads" / ESC.archive_name).exists()  # the next run downloads afresh
+    assert not (dest / "ESC-50-master").exists()
+    assert leftovers(dest) == []
+
+
+def test_stale_extraction_folders_are_removed(server, dest, caplog):
+    """A run killed while unpacking leaves ``.extract-<name>-*``; the next run removes it."""
+    stale = dest / ".extract-ljspeech-k1ll3d" / "LJSpeech-1.1" / "wavs"
+    stale.mkdir(parents=True)
+    (stale / "LJ001-0001.wav").write_bytes(b"half a file")
+    other = dest / ".extract-esc50-busy"  # another corpus's: not this fetch's business
+    other.mkdir()
+    lj = lj_archive()
+    url = server.put(LJ.archive_name, lj)
+    with caplog.at_level("WARNING", logger="synthsep_lib.pipeline.downloads"):
+        folder = fetch_corpus("ljspeech", dest, url=url, known_hash=sha256(lj), progress=False)
+    assert not (dest / ".extract-ljspeech-k1ll3d").exists()
+    assert (folder / "metadata.csv").is_file() and (folder / "wavs/LJ001-0001.wav").is_file()
+    assert other.is_dir()
+    assert ".extract-ljspeech-k1ll3d" in caplog.text and "interrupted" in caplog.text
+
+
 def test_interrupted_download_then_retry(server, dest):
     lj = lj_archive()
     url = server.put(LJ.archive_name, lj)

@@ -18,9 +18,11 @@ The command line is ``python -m data_scripts.download ljspeech esc50 --dest data
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import zipfile
@@ -47,6 +49,8 @@ MIRROR_ENV = "SYNTHSEP_MIRROR"
 
 #: Folder inside ``dest`` where the verified archives are kept.
 DOWNLOADS_FOLDER = ".downloads"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -273,21 +277,71 @@ def _extract_tar(archive: Path, target: Path, progress: bool) -> None:
             tar.extractall(target, members=members())
 
 
+def _check_zip_member_kind(info: zipfile.ZipInfo, archive: Path) -> None:
+    """Refuse members whose Unix mode (if any) is not a file or folder.
+
+    zipfile would write a symlink member as a small file holding the link's target, so
+    the archive is not the corpus it claims to be; a link could also point anywhere.
+    """
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise CorruptArchiveError(
+            f"archive {archive} contains a symlink member {info.filename!r}; symlink members "
+            "are refused, so it was not unpacked."
+        )
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise CorruptArchiveError(
+            f"archive {archive} contains a special file {info.filename!r}; refusing to unpack it."
+        )
+
+
 def _extract_zip(archive: Path, target: Path, progress: bool) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
         for info in infos:
             _check_member_name(info.filename, archive)
+            _check_zip_member_kind(info, archive)
         with _counter(progress, len(infos), f"unpacking {archive.name}") as bar:
             for info in infos:
                 zf.extract(info, target)
                 bar.update()
 
 
+def _extract_prefix(corpus: Corpus) -> str:
+    """Name prefix of the temporary folders that unpack ``corpus`` inside ``dest``."""
+    return f".extract-{corpus.name}-"
+
+
+def _remove_stale_extractions(corpus: Corpus, dest: Path) -> None:
+    """Delete the temporary folders of ``corpus`` that a killed run left in ``dest``.
+
+    Only folders with this library's prefix for this corpus are touched; they can be as
+    large as the corpus (3.8 GB for LJ Speech), and nothing else would ever remove them.
+    """
+    stale = sorted(
+        p for p in dest.glob(f"{_extract_prefix(corpus)}*") if p.is_dir() and not p.is_symlink()
+    )
+    for folder in stale:
+        try:
+            shutil.rmtree(folder)
+        except OSError as err:
+            raise DownloadError(
+                f"could not remove {folder}, left by an interrupted unpacking of corpus "
+                f"{corpus.name!r}: {err}; delete it and run again."
+            ) from err
+    if stale:
+        _log.warning(
+            "removed %d unfinished unpacking folder(s) of corpus %r left by an interrupted run: %s",
+            len(stale),
+            corpus.name,
+            ", ".join(str(p) for p in stale),
+        )
+
+
 def _extract(corpus: Corpus, archive: Path, dest: Path, progress: bool) -> Path:
     """Unpack ``archive`` into a temporary folder in ``dest`` and move the corpus into place."""
     final = dest / corpus.final_folder
-    tmp = Path(tempfile.mkdtemp(prefix=f".extract-{corpus.name}-", dir=dest))
+    tmp = Path(tempfile.mkdtemp(prefix=_extract_prefix(corpus), dir=dest))
     try:
         try:
             if corpus.archive_kind == "zip":
@@ -357,8 +411,11 @@ def fetch_corpus(
     :func:`pooch.retrieve` to ``<dest>/.downloads/<archive name>``, verifying its
     checksum (an archive already there with the right checksum is reused); (3) unpack
     it into a temporary folder ``<dest>/.extract-<name>-XXXX`` (rejecting absolute
-    paths and ``..``; tar archives use ``filter='data'``), check the top folder and the
-    content, and rename the top folder to ``<dest>/<final folder>``.
+    paths and ``..``; tar archives use ``filter='data'``; zip archives may not hold
+    symlinks), check the top folder and the content, and rename the top folder to
+    ``<dest>/<final folder>``. Such folders of the same corpus left by a killed run
+    are deleted first, with a warning (so two fetches of one corpus into one ``dest``
+    must not run at once).
 
     pooch streams the download into a temporary file and moves it into place only
     when the checksum matches, so an interrupted download leaves nothing behind and
@@ -425,6 +482,7 @@ def fetch_corpus(
             f"{', '.join(missing)}); delete it and run again."
         )
     dest.mkdir(parents=True, exist_ok=True)
+    _remove_stale_extractions(corpus, dest)  # before downloading: they may hold GBs
 
     source = _resolve_url(corpus, url)
     expected = known_hash or corpus.known_hash

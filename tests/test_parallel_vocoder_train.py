@@ -390,3 +390,12 @@ def test_torchrun_two_processes_equal_one(tmp_path, mini, straight_run):
     # only rank 0 wrote: one TensorBoard file, no stray temporary files
     assert len(list((folder_of(ddp_root) / "logs").glob("events.out.tfevents.*"))) == 1
     assert not list(folder_of(ddp_root).glob(".*tmp*"))
+
+
+def test_damaged_generator_file_is_named(tmp_path):
+    from test_vocoder_train import damaged_torch_files
+
+    profile = tiny_profile()
+    for path, message in damaged_torch_files(tmp_path):
+        with pytest.raises(RunConfigError, match=rf"{path}.*{message}.*saved by this book"):
+            train_module.load_generator_file(path, profile)

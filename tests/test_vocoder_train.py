@@ -381,3 +381,28 @@ def test_torchrun_two_processes_equal_one(tmp_path, mini, straight_run):
     # only rank 0 wrote: one TensorBoard file, no stray temporary files
     assert len(list((folder_of(ddp_root) / "logs").glob("events.out.tfevents.*"))) == 1
     assert not list(folder_of(ddp_root).glob(".*tmp*"))
+
+
+def damaged_torch_files(folder: Path) -> list[tuple[Path, str]]:
+    """Files that are no checkpoint of this book, and what the error says of each."""
+    whole = folder / "whole.pth"
+    torch.save({"state_dict": {"w": torch.zeros(64)}}, whole)
+    files = {
+        "empty.pth": (b"", "cannot be read"),
+        "truncated.pth": (whole.read_bytes()[: whole.stat().st_size // 2], "cannot be read"),
+        "garbage.pth": (b"not a checkpoint\n" * 4, "cannot be read"),
+    }
+    out = []
+    for name, (data, message) in files.items():
+        (folder / name).write_bytes(data)
+        out.append((folder / name, message))
+    torch.save([1, 2, 3], folder / "list.pth")
+    out.append((folder / "list.pth", "holds a list"))
+    return out
+
+
+def test_damaged_vocoder_file_is_named(tmp_path):
+    profile = tiny_profile()
+    for path, message in damaged_torch_files(tmp_path):
+        with pytest.raises(RunConfigError, match=rf"{path}.*{message}.*saved by this book"):
+            train_module.load_vocoder_file(path, profile)

@@ -48,7 +48,13 @@ import keras
 import numpy as np
 import pandas as pd
 
-from synthsep_lib.pipeline.runs import CHAPTER_DATA, RunPaths, require_artifact, splits_fingerprint
+from synthsep_lib.pipeline.runs import (
+    CHAPTER_BASELINES,
+    CHAPTER_DATA,
+    RunPaths,
+    require_artifact,
+    splits_fingerprint,
+)
 
 from .. import corpora, mixing
 from ..baselines.denoising_wavenet import METHOD, build_denoising_wavenet
@@ -58,6 +64,7 @@ from .keras_training import (
     TrainingSetup,
     as_numpy,
     feed_state,
+    load_keras_file,
     train_resumable,
 )
 
@@ -442,7 +449,11 @@ def train_denoiser(
                 loss={"speech": "mae", "noise": "mae"},
             )
         else:
-            model = keras.models.load_model(folder / CHECKPOINT_NAME, compile=True)
+            model = load_keras_file(
+                folder / CHECKPOINT_NAME,
+                compile=True,
+                advice=f"run {CHAPTER_BASELINES} again to train B2 afresh",
+            )
         plateau = _Plateau(cfg, state["plateau"] if state else None)
 
         def trainer_state(model, epoch: int, row: dict) -> dict:

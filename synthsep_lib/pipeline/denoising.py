@@ -14,7 +14,7 @@ import pandas as pd
 from ..baselines.denoising_wavenet import METHOD, _config, denoise, warm_up
 from ..files import file_sha1
 from .encoder_inference import weights_sha1
-from .keras_training import CHECKPOINT_NAME
+from .keras_training import CHECKPOINT_NAME, load_keras_file
 from .runs import CHAPTER_BASELINES, RunPaths, require_artifact
 from .test_set import load_test_signal, run_over_test_set, test_rows, wav_writer
 
@@ -37,9 +37,12 @@ def load_trained_denoiser(paths: RunPaths) -> keras.Model:
     ------
     FileNotFoundError
         If the checkpoint is missing: the message says to run Chapter 4 (04_baselines).
+    ValueError
+        If it is damaged or truncated: the message names it and says to delete it and run
+        Chapter 4 again.
     """
     checkpoint = require_artifact(paths.baseline(METHOD) / CHECKPOINT_NAME, CHAPTER_BASELINES)
-    return keras.models.load_model(checkpoint, compile=False)
+    return load_keras_file(checkpoint, advice=f"run {CHAPTER_BASELINES} again to train B2")
 
 
 def denoise_test_set(paths: RunPaths, profile, model=None, progress: bool = True) -> pd.DataFrame:

@@ -69,10 +69,17 @@ from synthsep_lib.pipeline.keras_training import (
     TrainingSetup,
     as_numpy,
     feed_state,
+    load_keras_file,
     seed_states,
     train_resumable,
 )
-from synthsep_lib.pipeline.runs import CHAPTER_DATA, RunPaths, require_artifact, splits_fingerprint
+from synthsep_lib.pipeline.runs import (
+    CHAPTER_DATA,
+    CHAPTER_ENCODER,
+    RunPaths,
+    require_artifact,
+    splits_fingerprint,
+)
 
 __all__ = [
     "encoder_run_config",
@@ -144,8 +151,20 @@ def load_checkpoint(checkpoint: str | os.PathLike, compile: bool = True) -> kera
     Returns
     -------
     keras.Model
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        The file is missing, or damaged or truncated (see
+        :func:`~synthsep_lib.pipeline.keras_training.load_keras_file`); the message names
+        it and says to run Chapter 2 again.
     """
-    return keras.models.load_model(checkpoint, custom_objects=CUSTOM_OBJECTS, compile=compile)
+    return load_keras_file(
+        checkpoint,
+        custom_objects=CUSTOM_OBJECTS,
+        compile=compile,
+        advice=f"run {CHAPTER_ENCODER} again to train the encoder",
+    )
 
 
 def train_encoder(

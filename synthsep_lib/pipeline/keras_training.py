@@ -34,6 +34,7 @@ import shutil
 import time
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
     "default_strategy",
     "tensorboard_available",
     "read_checkpoint_state",
+    "load_keras_file",
     "load_training_state",
     "open_run_folder",
     "fit_resumable",
@@ -119,6 +121,22 @@ def default_strategy():
 # ---------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------
+#: What a ``.keras`` file always holds (Keras 3's saving format).
+_KERAS_CONFIG_ENTRY = "config.json"
+
+
+#: Errors of reading a zip file that mean its bytes are not what was written.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
+def _damaged(path: str | os.PathLike, detail: object, advice: str) -> ValueError:
+    """The one-line error of an unreadable Keras file: its path, why, and what to do."""
+    return ValueError(
+        f"{path} is damaged or truncated, not a readable Keras model file ({detail}); "
+        f"delete it and {advice}"
+    )
+
+
 def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
     """The training state stored inside a checkpoint written by :class:`SaveCheckpoint`.
 
@@ -136,15 +154,74 @@ def read_checkpoint_state(checkpoint: str | os.PathLike) -> dict[str, Any] | Non
     Raises
     ------
     ValueError
-        If the file is not a readable ``.keras`` (zip) file.
+        If the file is not a readable ``.keras`` (zip) file (damaged or truncated); the
+        message names it and says to delete it and train afresh.
     """
     try:
         with zipfile.ZipFile(checkpoint) as archive:
             if STATE_ENTRY not in archive.namelist():
                 return None
             return json.loads(archive.read(STATE_ENTRY).decode("utf-8"))
-    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as err:
-        raise ValueError(f"{checkpoint} is not a readable Keras checkpoint ({err})") from err
+    except (*_ZIP_ERRORS, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _damaged(checkpoint, err, "train afresh") from err
+
+
+def load_keras_file(
+    path: str | os.PathLike,
+    *,
+    compile: bool = False,
+    custom_objects: dict[str, Any] | None = None,
+    advice: str = "save or train the model again",
+) -> keras.Model:
+    """``keras.models.load_model`` that names a missing or damaged file and what to do.
+
+    Keras reports every unreadable ``.keras`` file (empty, truncated by an interrupted copy,
+    not a zip file) as "File not found", and a damaged entry as a bare ``BadZipFile``;
+    here the zip is opened first and any such failure becomes one sentence naming
+    ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.keras`` file.
+    compile : bool
+        Restore the optimizer (and its state) and the loss too; False for inference only.
+    custom_objects : dict, optional
+        Passed to ``keras.models.load_model`` (e.g. a custom loss).
+    advice : str
+        How to get a good file, a lowercase clause, e.g. ``"run Chapter 2 (02_encoder)
+        again to train the encoder"``; the messages end with it.
+
+    Returns
+    -------
+    keras.Model
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        ``path`` is not a zip file, is truncated or fails a CRC check (the message names
+        it and says to delete it and follow ``advice``), or is a zip file but no Keras
+        model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; {advice}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except _ZIP_ERRORS as err:
+        raise _damaged(path, err, advice) from err
+    if _KERAS_CONFIG_ENTRY not in names:
+        raise ValueError(
+            f"{path} is a zip file but no Keras model file (it has no {_KERAS_CONFIG_ENTRY}); "
+            f"{advice}"
+        )
+    try:
+        return keras.models.load_model(path, custom_objects=custom_objects, compile=compile)
+    except _ZIP_ERRORS as err:  # an entry's bytes changed: Keras reads it and the CRC fails
+        raise _damaged(path, err, advice) from err
 
 
 def seed_states(model: keras.Model) -> list:
@@ -386,8 +463,32 @@ def feed_error_from(err: BaseException) -> FeedError | None:
     return FeedError(message, _FEED_SOURCE.findall(message))
 
 
+def _read_side_state(side: Path, checkpoint: Path) -> dict[str, Any]:
+    """``state.json`` beside ``checkpoint``: a JSON object, or an error naming the file."""
+    fresh = f"delete {side.parent} (or use another run root) to train afresh"
+    expected = f"it should hold the training state of {checkpoint} as a JSON object"
+    try:
+        state = json.loads(side.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunConfigError(f"{side} is not valid JSON ({err}); {expected}; {fresh}") from err
+    if not isinstance(state, dict):
+        raise RunConfigError(
+            f"{side} holds a JSON {type(state).__name__}, not an object; {expected}; {fresh}"
+        )
+    return state
+
+
 def load_training_state(folder: Path) -> dict[str, Any] | None:
-    """State of the run in ``folder``, or None for a fresh run."""
+    """State of the run in ``folder``, or None for a fresh run.
+
+    Raises
+    ------
+    RunConfigError
+        The checkpoint holds no state and ``state.json`` is missing, not a JSON object
+        or of another checkpoint; the message names the file and says to train afresh.
+    ValueError
+        The checkpoint is damaged or truncated (see :func:`read_checkpoint_state`).
+    """
     checkpoint = folder / CHECKPOINT_NAME
     if not checkpoint.exists():
         return None
@@ -395,7 +496,7 @@ def load_training_state(folder: Path) -> dict[str, Any] | None:
     if state is None:
         side = folder / STATE_NAME
         if side.exists():
-            state = json.loads(side.read_text(encoding="utf-8"))
+            state = _read_side_state(side, checkpoint)
             if state.get("checkpoint_sha1") != file_sha1(checkpoint):
                 state = None
         if state is None:

@@ -80,6 +80,7 @@ from synthsep_lib.pipeline.torch_training import (
     features_signature,
     history_frame,
     load_state,
+    load_torch_file,
     process_group,
     save_torch,
     step_seed,
@@ -603,9 +604,10 @@ def load_generator_file(path: str | os.PathLike, profile, device="cpu") -> Paral
     Raises
     ------
     RunConfigError
-        If the profile's features or architecture differ from the trained model's.
+        If the profile's features or architecture differ from the trained model's, or
+        the file is damaged or not a checkpoint of this book (names the file).
     """
-    saved = load_state(Path(path), torch.device("cpu"))
+    saved = load_torch_file(path, advice=f"train it again ({CHAPTER_PARALLEL})")
     stored = saved.get("config", {})
     current = {
         "features": profile.features.to_dict(),

@@ -35,6 +35,7 @@ import torch
 
 from synthsep_lib.files import atomic_path, write_json_atomic
 from synthsep_lib.pipeline.downloads import MIRROR_ENV, ChecksumMismatchError, DownloadError
+from synthsep_lib.pipeline.torch_training import load_torch_file
 from synthsep_lib.vocoder.wavenet import WaveNet, WaveNetConfig, load_r9y9_checkpoint
 
 __all__ = [
@@ -405,10 +406,25 @@ def load_pretrained_wavenet(
         As for :func:`fetch_pretrained_wavenet` and :func:`wavenet_config_from_preset`.
     KeyError
         The checkpoint's tensors do not match the preset's model (all keys named).
+    RunConfigError
+        The checkpoint is damaged or holds no dict (names the file); without
+        ``allow_pickle``, also if it holds objects ``weights_only`` refuses.
     """
     files = fetch_pretrained_wavenet(
         dest, expected_sha256=expected_sha256, base_url=base_url, progress=progress
     )
     config = wavenet_config_from_preset(files.preset)
-    model, _ = load_r9y9_checkpoint(files.checkpoint, config, allow_pickle=allow_pickle)
+    # The book's one .pth loader names the file if it is damaged; with allow_pickle the
+    # r9y9 loader reads it (it can fall back to full unpickling).
+    checkpoint = (
+        files.checkpoint
+        if allow_pickle
+        else load_torch_file(
+            files.checkpoint,
+            what="the published r9y9 WaveNet checkpoint (a dict with its state_dict)",
+            advice=f"delete it to download it again into {dest}, or pass allow_pickle=True "
+            "if it is a trusted file with other objects",
+        )
+    )
+    model, _ = load_r9y9_checkpoint(checkpoint, config, allow_pickle=allow_pickle)
     return model.to(device).eval()

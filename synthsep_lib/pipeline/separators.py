@@ -219,11 +219,12 @@ def load_separator(
     profile = load_profile(paths.profile) if profile is None else profile
     files = checkpoint_files(paths, method, checkpoints)
     if method == "b2":
-        import keras
-
         from ..baselines.denoising_wavenet import denoise, warm_up
+        from .keras_training import load_keras_file
 
-        model = keras.models.load_model(files["denoiser"], compile=False)
+        model = load_keras_file(
+            files["denoiser"], advice=f"run {CHAPTER_BASELINES} again to train B2"
+        )
         warm_up(model, profile)  # TensorFlow traces now, not on the first chunk
         run = lambda x: denoise(model, x, profile)  # noqa: E731
     elif method == "b1":

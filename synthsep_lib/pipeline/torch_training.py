@@ -364,15 +364,68 @@ def summary_writer(folder: Path, purge_step: int | None):
     return SummaryWriter(str(folder / LOG_DIR_NAME), purge_step=purge_step)
 
 
-def load_state(path: Path, device: torch.device) -> dict[str, Any]:
-    """A checkpoint (tensors and plain data only), or RunConfigError naming the file."""
+def load_torch_file(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    what: str = "a checkpoint saved by this book (a dict of tensors and settings)",
+    advice: str = "",
+) -> dict[str, Any]:
+    """Load a ``.pth`` file with ``torch.load(weights_only=True)``; check it holds a dict.
+
+    The one loader of every ``.pth`` file of the book, so that an empty, truncated or
+    foreign file is reported with its path instead of PyTorch's bare message.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.pth`` file.
+    device : str or torch.device
+        ``map_location`` of the tensors.
+    what : str
+        What the file should hold, for the error message.
+    advice : str
+        What the user can do, appended to the error message.
+
+    Returns
+    -------
+    dict
+        The saved dict (tensors and plain data only).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a file.
+    RunConfigError
+        If the file cannot be unpickled (damaged, truncated, empty, not a PyTorch file,
+        or it holds objects ``weights_only`` refuses) or holds something other than a
+        dict; the message names the file and what was expected.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: expected {what}")
+    tail = f"; {advice}" if advice else ""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        saved = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:
+        # PyTorch's first sentence only: the rest of its weights_only text suggests
+        # weights_only=False, which is not what a damaged file needs.
+        first = str(err).strip().split("\n")[0].split(". ")[0]
+        reason = f"{type(err).__name__}: {first}" if first else type(err).__name__
         raise RunConfigError(
-            f"{path} cannot be read ({err}); delete the folder (or use another run root) "
-            "to train afresh"
+            f"{path} cannot be read as {what} ({reason}); the file may be truncated or "
+            f"damaged{tail}"
         ) from err
+    if not isinstance(saved, dict):
+        raise RunConfigError(f"{path} holds a {type(saved).__name__}, not {what}{tail}")
+    return saved
+
+
+def load_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """A training checkpoint (:func:`load_torch_file`); the error says to train afresh."""
+    return load_torch_file(
+        path, device, advice="delete the folder (or use another run root) to train afresh"
+    )
 
 
 # ---------------------------------------------------------------------------------------

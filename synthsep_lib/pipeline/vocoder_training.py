@@ -103,6 +103,7 @@ from synthsep_lib.pipeline.torch_training import (
     history_frame,
     lj_reader,
     load_state,
+    load_torch_file,
     process_group,
     save_torch,
     step_seed,
@@ -591,9 +592,10 @@ def load_vocoder_file(
     Raises
     ------
     RunConfigError
-        If the profile's features or architecture differ from the trained model's.
+        If the profile's features or architecture differ from the trained model's, or
+        the file is damaged or not a checkpoint of this book (names the file).
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_torch_file(path, advice=f"train it again ({CHAPTER_VOCODER})")
     stored = checkpoint.get("config", {})
     current = vocoder_run_config(profile)
     wanted = ("features", "wavenet")

@@ -280,6 +280,23 @@ def test_a_read_only_output_folder_is_refused(tmp_path, loads, capsys):
     assert loads == []
 
 
+def test_checkpoint_roles_are_the_files_the_trainers_write(tmp_path):
+    from synthsep_lib.pipeline import keras_training, vocoder_training
+    from synthsep_lib.pipeline import parallel_vocoder_training as parallel
+
+    paths = RunPaths(tmp_path, "reduced")
+    keras_name = keras_training.CHECKPOINT_NAME
+    expected = {
+        "encoder": paths.encoder("proposed") / keras_name,
+        "b1-encoder": paths.encoder("b1") / keras_name,
+        "wavenet": paths.vocoder / vocoder_training.EMA_CHECKPOINT_NAME,
+        "parallel-clean": parallel.stage_folder(paths, "clean") / parallel.GENERATOR_NAME,
+        "parallel-finetuned": parallel.stage_folder(paths, "finetuned") / parallel.GENERATOR_NAME,
+        "denoiser": paths.baseline("b2") / keras_name,
+    }
+    assert {role: where(paths) for role, (where, _) in CHECKPOINT_ROLES.items()} == expected
+
+
 def test_missing_models_name_the_chapters_that_train_them(tmp_path, loads, capsys):
     good = write_kind(tmp_path, "wav-float-22k-mono")
     out = tmp_path / "out"

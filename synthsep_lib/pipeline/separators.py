@@ -78,7 +78,9 @@ SEPARATION_METHODS: dict[str, _Method] = {
     ),
 }
 
-#: Checkpoint role → (file in the run folder, the chapter that trains it).
+#: Checkpoint role → (file in the run folder, the chapter that trains it). The names are
+#: spelled here so that the command line's help needs neither TensorFlow nor PyTorch;
+#: tests/test_cli.py checks that they are the files the trainers write.
 CHECKPOINT_ROLES: dict[str, tuple[Callable[[RunPaths], Path], str]] = {
     "encoder": (lambda p: p.encoder("proposed") / "checkpoint.keras", CHAPTER_ENCODER),
     "b1-encoder": (lambda p: p.encoder("b1") / "checkpoint.keras", CHAPTER_ENCODER),

@@ -231,11 +231,14 @@ def measure_generation_speed(
     *,
     seed: int = 0,
     warmup_steps: int = 32,
+    cuda_graph: bool | None = None,
 ) -> dict[str, float]:
     """Samples per second of cached generation at one batch size.
 
     Generates ``steps`` samples (rounded up to whole frames) for ``batch_size`` rows of
-    random mel after a short warm-up.
+    random mel after a short warm-up. ``cuda_graph`` is passed to
+    :meth:`~synthsep_lib.vocoder.wavenet.WaveNet.generate` (None: the graph on CUDA);
+    a graph's capture is part of the timed call, as in real use.
 
     Returns
     -------
@@ -248,11 +251,11 @@ def measure_generation_speed(
     gen = torch.Generator(device="cpu").manual_seed(seed)
     frames = -(-steps // hop)
     c = torch.rand(batch_size, cin, frames, generator=gen).to(device)
-    model.generate(c[:, :, : max(1, -(-warmup_steps // hop))])
+    model.generate(c[:, :, : max(1, -(-warmup_steps // hop))], cuda_graph=cuda_graph)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    model.generate(c)
+    model.generate(c, cuda_graph=cuda_graph)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start

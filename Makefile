@@ -12,6 +12,9 @@ RUN_ROOT  ?= runs
 # Extra pip index for the CPU build of torch on machines whose pip finds only the CUDA one,
 # e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# pytest workers of `make test`: one executes the book (unless `make book` already did,
+# from the current sources), the others run the remaining tests beside it.
+TEST_WORKERS ?= 2
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.synthsep-installed
@@ -23,7 +26,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 
 help:
 	@echo "make book   - set up .venv, build the mini corpus, execute every chapter ($(PROFILE)) and render _build/html"
-	@echo "make test   - the same set-up, then unit tests, chapter execution and rendered-HTML checks"
+	@echo "make test   - the same set-up, then the tests: unit, chapters (reusing make book's run when current), HTML and browser"
 	@echo "make corpus - only build (reduced) or download (paper) the corpora of PROFILE under $(DATA_ROOT)"
 	@echo "make clean  - remove _build and $(RUN_ROOT), except listening-test answers and the published checkpoint"
 	@echo "Variables: PROFILE=reduced|paper DATA_ROOT=$(DATA_ROOT) RUN_ROOT=$(RUN_ROOT) PYTHON=$(PYTHON)"
@@ -58,7 +61,7 @@ book: chapters
 	@echo "The book is ready: open file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP) $(REF_STAMP) corpus
-	$(BIN)/python -m pytest tests --profile $(PROFILE) --data-root $(DATA_ROOT)
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --profile $(PROFILE) --data-root $(DATA_ROOT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

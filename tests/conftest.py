@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import sys
@@ -28,23 +29,79 @@ def pytest_addoption(parser):
     )
 
 
+#: Where ``make book`` leaves the executed chapters and the rendered book.
+BOOK_EXECUTED, BOOK_HTML = ROOT / "_build" / "executed", ROOT / "_build" / "html"
+#: The xdist group of every test that needs :func:`book_build`: one worker executes the
+#: book while the other runs the rest (``make test`` runs ``pytest -n 2 --dist loadgroup``).
+BOOK_GROUP = "book"
+
+
+def _data_root(config) -> Path:
+    data_root = Path(config.getoption("--data-root"))
+    return data_root if data_root.is_absolute() else ROOT / data_root
+
+
+def _reusable_book(config):
+    """``make book``'s execution when it can stand for executing the book here, or None."""
+    import book
+
+    return book.reusable_execution(BOOK_EXECUTED, config.getoption("--profile"), _data_root(config))
+
+
+def pytest_report_header(config):
+    if config.getoption("--skip-chapters"):
+        return "chapters: skipped (--skip-chapters)"
+    record = _reusable_book(config)
+    if record:
+        return f"chapters: reusing make book's execution ({BOOK_EXECUTED}, run folder {record['run_root']})"
+    return "chapters: executed afresh into _build/test (no matching complete make book run)"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs the executed book joins :data:`BOOK_GROUP` (before xdist
+    reads the groups), so a single worker executes it."""
+    for item in items:
+        if "book_build" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(BOOK_GROUP))
+
+
 @pytest.fixture(scope="session")
 def book_build(request):
-    """Execute every chapter with papermill into ``_build/test`` and render the HTML.
+    """The book executed on the chosen profile and rendered.
+
+    Reuses ``make book``'s executed chapters and run folder when a complete run from an
+    empty run folder wrote them from the current sources (``book.reusable_execution``),
+    and its rendering when it shows that execution; otherwise executes every chapter with
+    papermill into ``_build/test`` and renders it there.
 
     Returns a dict with ``executed`` (folder of executed notebooks), ``html`` (rendered
     book or None if execution failed), ``status`` (0 when every chapter ran), ``runs``
-    and ``data_root`` (the absolute folders the chapters were given).
+    and ``data_root`` (the absolute folders the chapters were given) and ``reused``.
     """
     if request.config.getoption("--skip-chapters"):
         pytest.skip("--skip-chapters given")
     import book
 
+    data_root = _data_root(request.config)
+    record = _reusable_book(request.config)
+    if record:
+        shown = BOOK_HTML / book.RECORD
+        html = BOOK_HTML if shown.exists() and json.loads(shown.read_text()) == record else None
+        if html is None:
+            html = ROOT / "_build" / "test" / "html"
+            if book.render(BOOK_EXECUTED, html) != 0:
+                html = None
+        return {
+            "executed": BOOK_EXECUTED,
+            "html": html,
+            "status": 0,
+            "runs": Path(record["run_root"]),
+            "data_root": data_root.resolve(),
+            "reused": True,
+        }
     out = ROOT / "_build" / "test"
     shutil.rmtree(out, ignore_errors=True)
-    data_root = Path(request.config.getoption("--data-root"))
-    if not data_root.is_absolute():
-        data_root = ROOT / data_root
     status = book.execute(
         request.config.getoption("--profile"), data_root, out / "runs", out / "executed"
     )
@@ -57,6 +114,7 @@ def book_build(request):
         "status": status,
         "runs": out / "runs",
         "data_root": data_root.resolve(),
+        "reused": False,
     }
 
 
@@ -213,6 +271,42 @@ def local_server(monkeypatch):
     yield start
     for srv in servers:
         srv.close()
+
+
+# ------------------------------------------------------------------- a real browser
+#: The system Chromium the browser tests drive (Debian's ``chromium``; `.ci/run` installs
+#: it). Playwright downloads no browser of its own here.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: Headless flags for a closed network: without the background-networking ones Chromium
+#: keeps trying Google's hosts; --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless system Chromium driven by Playwright (one per test session).
+
+    Skipped, saying what to install, where Chromium or Playwright is missing.
+    """
+    if CHROMIUM is None:
+        pytest.skip(
+            "no Chromium on this machine: install Debian's `chromium` package to run the browser tests"
+        )
+    playwright_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install '.[test]')"
+    )
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        yield chromium
+        chromium.close()
 
 
 # ---------------------------------------------------------- a tiny Chapter-1 run folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -137,3 +138,59 @@ def test_evaluation_chapters_execute_after_every_other_chapter(tmp_path, monkeyp
     assert run() == ["01_data", "07_beyond", "05_evaluation", "06_listening_test"]
     assert run(only=["06_listening_test", "07_beyond"]) == ["07_beyond", "06_listening_test"]
     assert [notebook.stem for notebook in book.chapters(tmp_path)] == book_order  # rendering
+
+
+def test_make_test_reuses_only_a_complete_fresh_execution_of_the_current_sources(
+    tmp_path, monkeypatch
+):
+    """``reusable_execution`` accepts make book's chapters only while they stand for a
+    fresh execution: complete, from an empty run folder, same parameters, same sources,
+    same corpus build, run folder still there."""
+    import papermill
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_a\n  - file: notebooks/02_b\n"
+    )
+    for stem in ("01_a", "02_b"):
+        nbformat.write(nbformat.v4.new_notebook(), tmp_path / "notebooks" / f"{stem}.ipynb")
+    (tmp_path / "mini").mkdir()
+    (tmp_path / "mini" / "BUILD_INFO.json").write_text('{"files": 1}')
+    runs, out = tmp_path / "runs", tmp_path / "out"
+
+    def fake_execute(source, target, **kwargs):  # a chapter writes its copy and run files
+        (runs / "reduced").mkdir(parents=True, exist_ok=True)
+        (runs / "reduced" / Path(source).stem).write_text("artifact")
+        Path(target).write_text(Path(source).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+
+    def execute(only=None):
+        assert book.execute("reduced", tmp_path, runs, out, only=only, root=tmp_path) == 0
+
+    def reusable(profile="reduced", data_root=tmp_path):
+        return book.reusable_execution(out, profile, data_root, root=tmp_path)
+
+    execute()
+    record = reusable()
+    assert record and record["run_root"] == str(runs.resolve())
+    assert reusable(profile="paper") is None and reusable(data_root=tmp_path / "x") is None
+
+    chapter = tmp_path / "notebooks" / "02_b.ipynb"
+    chapter.write_text(chapter.read_text().replace('"cells": []', '"cells": [] '))
+    assert reusable() is None, "a changed chapter must be executed again"
+    execute()  # the run folder is not empty now: resumed, not from scratch
+    assert reusable() is None and not (out / book.RECORD).exists()
+
+    shutil.rmtree(runs)
+    execute(only=["01_a"])
+    assert reusable() is None, "a partial execution is no stand-in for the book"
+    shutil.rmtree(runs)
+    execute()
+    assert reusable()
+    (tmp_path / "mini" / "BUILD_INFO.json").write_text('{"files": 2}')
+    assert reusable() is None, "a rebuilt corpus must be executed again"
+    (tmp_path / "mini" / "BUILD_INFO.json").write_text('{"files": 1}')
+    assert reusable()
+    shutil.rmtree(runs)
+    assert reusable() is None, "the tests read the run folder: it must still be there"

@@ -11,11 +11,18 @@ the book sources beside the executed notebooks into a staging folder (without
 papermill's injected-parameters cell, which holds this machine's paths) and runs Jupyter
 Book there with execution off, so nothing is executed twice and the committed notebooks
 stay free of outputs.
+
+A complete ``execute`` from an empty run folder leaves a record (:data:`RECORD`) of what
+it ran on; ``make test`` reuses those executed chapters and their run folder instead of
+executing the book a second time while the record matches the sources
+(:func:`reusable_execution`), and ``render`` notes which execution a rendering shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from synthsep_lib.config import PROFILES
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 #: Chapters (stems) that execute after every other chapter, in book order among
@@ -32,6 +41,20 @@ BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
 #: folder, the listening test compares them), so a chapter placed after them in the
 #: book, such as one adding a method beyond the paper, must have run first.
 RUN_LAST = ("05_evaluation", "06_listening_test")
+#: What a chapter's results depend on besides its parameters and the corpus: the
+#: chapters, the library (profiles included), the corpus builder, the book order, this
+#: tool and the pinned dependencies.
+EXECUTION_SOURCES = (
+    "notebooks",
+    "synthsep_lib",
+    "data_scripts",
+    "_toc.yml",
+    "tools/book.py",
+    "pyproject.toml",
+)
+SOURCE_SUFFIXES = (".ipynb", ".py", ".yaml", ".yml", ".txt", ".toml")
+#: File beside the executed chapters (and in a rendered book) recording what they ran on.
+RECORD = "EXECUTED.json"
 
 
 def chapters(root: Path = ROOT) -> list[Path]:
@@ -78,11 +101,16 @@ def execute(
     import papermill
 
     out.mkdir(parents=True, exist_ok=True)
+    (out / RECORD).unlink(missing_ok=True)
     parameters = {
         "profile": profile,
         "data_root": str(data_root.resolve()),
         "run_root": str(run_root.resolve()),
     }
+    # A record is left only by a complete run from an empty run folder: a run that
+    # resumed earlier training did not execute the chapters from scratch.
+    from_scratch = not only and not any((run_root / profile).glob("*"))
+    fingerprint = execution_fingerprint(profile, data_root, run_root, root)
     for notebook in execution_order(chapters(root)):
         if only and notebook.stem not in only:
             continue
@@ -107,7 +135,64 @@ def execute(
             )
             return 1
         print(f"[book] {notebook} done in {time.perf_counter() - start:.0f} s", flush=True)
+    if from_scratch:
+        record = {"fingerprint": fingerprint, **parameters}
+        (out / RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return 0
+
+
+def execution_fingerprint(profile: str, data_root: Path, run_root: Path, root: Path = ROOT) -> str:
+    """sha256 (hex) of everything the chapters' results depend on.
+
+    The parameters (profile, absolute data and run folders), every source file under
+    :data:`EXECUTION_SOURCES` (path and bytes) and the corpus' build record
+    (``BUILD_INFO.json`` of the mini corpus, which lists every file's size).
+    """
+    from synthsep_lib.config import load_profile
+    from synthsep_lib.corpora import corpus_folder
+
+    digest = hashlib.sha256()
+    digest.update(f"{profile}\0{data_root.resolve()}\0{run_root.resolve()}\0".encode())
+    for name in EXECUTION_SOURCES:
+        source = root / name
+        files = sorted(source.rglob("*")) if source.is_dir() else [source]
+        for path in files:
+            if (
+                path.is_file()
+                and path.suffix in SOURCE_SUFFIXES
+                and "__pycache__" not in path.parts
+            ):
+                digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    build_info = corpus_folder(load_profile(profile), data_root) / "BUILD_INFO.json"
+    digest.update(build_info.read_bytes() if build_info.exists() else b"no build record")
+    return digest.hexdigest()
+
+
+def reusable_execution(
+    executed: Path, profile: str, data_root: Path, root: Path = ROOT
+) -> dict | None:
+    """The record of ``executed`` when its chapters can stand for a fresh execution.
+
+    That is when a complete run from an empty run folder wrote them (:func:`execute`
+    leaves :data:`RECORD` only then), for ``profile`` and ``data_root``, from the sources
+    as they are now, and its run folder is still there. Returns the record (``run_root``
+    among its keys) or None.
+    """
+    try:
+        record = json.loads((executed / RECORD).read_text())
+        run_root = Path(record["run_root"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if record.get("profile") != profile or record.get("data_root") != str(data_root.resolve()):
+        return None
+    if not (run_root / profile).is_dir() or any(
+        not (executed / notebook).exists() for notebook in chapters(root)
+    ):
+        return None
+    if record.get("fingerprint") != execution_fingerprint(profile, data_root, run_root, root):
+        return None
+    return record
 
 
 def stage_notebook(executed: Path, target: Path) -> None:
@@ -171,6 +256,8 @@ def render(executed: Path, out: Path) -> int:
         return result.returncode
     shutil.rmtree(out, ignore_errors=True)
     shutil.move(str(stage / "_build" / "html"), str(out))
+    if (executed / RECORD).exists():
+        shutil.copy2(executed / RECORD, out / RECORD)
     return 0
 
 
@@ -180,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("execute", help="execute the chapters with papermill")
-    run.add_argument("--profile", default="reduced", choices=("reduced", "paper"))
+    run.add_argument("--profile", default="reduced", choices=PROFILES)
     run.add_argument("--data-root", type=Path, default=Path("data"))
     run.add_argument("--run-root", type=Path, default=Path("runs"))
     run.add_argument("--out", type=Path, default=Path("_build/executed"))

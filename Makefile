@@ -22,11 +22,12 @@ REF_STAMP := $(VENV)/.references-installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help setup corpus chapters book test lint benchmarks clean
+.PHONY: help setup corpus chapters book lab test lint benchmarks clean
 
 help:
 	@echo "make book   - set up .venv, build the mini corpus, execute every chapter ($(PROFILE)) and render _build/html"
 	@echo "make test   - the same set-up, then the tests: unit, chapters (reusing make book's run when current), HTML and browser"
+	@echo "make lab    - set up .venv, then open the chapters in JupyterLab (work on one interactively)"
 	@echo "make corpus - only build (reduced) or download (paper) the corpora of PROFILE under $(DATA_ROOT)"
 	@echo "make clean  - remove _build and $(RUN_ROOT), except listening-test answers and the published checkpoint"
 	@echo "Variables: PROFILE=reduced|paper DATA_ROOT=$(DATA_ROOT) RUN_ROOT=$(RUN_ROOT) PYTHON=$(PYTHON)"
@@ -59,6 +60,12 @@ chapters: corpus
 book: chapters
 	@$(BIN)/python tools/book.py render --executed _build/executed --out _build/html
 	@echo "The book is ready: open file://$(CURDIR)/_build/html/index.html"
+
+# The file browser shows the chapters; kernels start in the repository root, as `make
+# book` runs them, so a chapter's default data_root/run_root are this checkout's data/ and
+# runs/ (started in notebooks/, Chapter 1 would build a second corpus in notebooks/data).
+lab: $(STAMP)
+	@$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --MappingKernelManager.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP) $(REF_STAMP) corpus
 	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --profile $(PROFILE) --data-root $(DATA_ROOT)

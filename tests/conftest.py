@@ -36,7 +36,8 @@ BOOK_EXECUTED, BOOK_HTML = ROOT / "_build" / "executed", ROOT / "_build" / "html
 BOOK_GROUP = "book"
 
 
-def _data_root(config) -> Path:
+def chosen_data_root(config) -> Path:
+    """The ``--data-root`` given to pytest, relative paths taken from the repository."""
     data_root = Path(config.getoption("--data-root"))
     return data_root if data_root.is_absolute() else ROOT / data_root
 
@@ -45,7 +46,9 @@ def _reusable_book(config):
     """``make book``'s execution when it can stand for executing the book here, or None."""
     import book
 
-    return book.reusable_execution(BOOK_EXECUTED, config.getoption("--profile"), _data_root(config))
+    return book.reusable_execution(
+        BOOK_EXECUTED, config.getoption("--profile"), chosen_data_root(config)
+    )
 
 
 def pytest_report_header(config):
@@ -83,7 +86,7 @@ def book_build(request):
         pytest.skip("--skip-chapters given")
     import book
 
-    data_root = _data_root(request.config)
+    data_root = chosen_data_root(request.config)
     record = _reusable_book(request.config)
     if record:
         shown = BOOK_HTML / book.RECORD

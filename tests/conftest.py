@@ -90,7 +90,8 @@ def book_build(request):
     record = _reusable_book(request.config)
     if record:
         shown = BOOK_HTML / book.RECORD
-        html = BOOK_HTML if shown.exists() and json.loads(shown.read_text()) == record else None
+        current = {**record, "rendering": book.rendering_fingerprint()}
+        html = BOOK_HTML if shown.exists() and json.loads(shown.read_text()) == current else None
         if html is None:
             html = ROOT / "_build" / "test" / "html"
             if book.render(BOOK_EXECUTED, html) != 0:

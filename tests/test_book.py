@@ -194,3 +194,16 @@ def test_make_test_reuses_only_a_complete_fresh_execution_of_the_current_sources
     assert reusable()
     shutil.rmtree(runs)
     assert reusable() is None, "the tests read the run folder: it must still be there"
+
+
+def test_a_rendering_is_reused_only_with_the_same_book_sources(tmp_path):
+    for name in ("_config.yml", "_toc.yml"):
+        (tmp_path / name).write_text(f"{name}: 1\n")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "book.py").write_text("")
+    before = book.rendering_fingerprint(tmp_path)
+    assert book.rendering_fingerprint(tmp_path) == before
+    (tmp_path / "book" / "intro.md").write_text("# Intro, changed\n")
+    assert book.rendering_fingerprint(tmp_path) != before

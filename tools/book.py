@@ -15,7 +15,8 @@ stay free of outputs.
 A complete ``execute`` from an empty run folder leaves a record (:data:`RECORD`) of what
 it ran on; ``make test`` reuses those executed chapters and their run folder instead of
 executing the book a second time while the record matches the sources
-(:func:`reusable_execution`), and ``render`` notes which execution a rendering shows.
+(:func:`reusable_execution`), and ``render`` notes which execution, and which book
+sources (:func:`rendering_fingerprint`), a rendering shows.
 """
 
 from __future__ import annotations
@@ -153,20 +154,32 @@ def execution_fingerprint(profile: str, data_root: Path, run_root: Path, root: P
 
     digest = hashlib.sha256()
     digest.update(f"{profile}\0{data_root.resolve()}\0{run_root.resolve()}\0".encode())
-    for name in EXECUTION_SOURCES:
-        source = root / name
-        files = sorted(source.rglob("*")) if source.is_dir() else [source]
-        for path in files:
-            if (
-                path.is_file()
-                and path.suffix in SOURCE_SUFFIXES
-                and "__pycache__" not in path.parts
-            ):
-                digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    _hash_sources(digest, EXECUTION_SOURCES, root, SOURCE_SUFFIXES)
     build_info = corpus_folder(load_profile(profile), data_root) / "BUILD_INFO.json"
     digest.update(build_info.read_bytes() if build_info.exists() else b"no build record")
     return digest.hexdigest()
+
+
+def rendering_fingerprint(root: Path = ROOT) -> str:
+    """sha256 (hex) of what a rendering adds to the executed chapters: the book sources
+    (:data:`BOOK_SOURCES`, every file) and this tool."""
+    digest = hashlib.sha256()
+    _hash_sources(digest, (*BOOK_SOURCES, "tools/book.py"), root)
+    return digest.hexdigest()
+
+
+def _hash_sources(digest, names, root: Path, suffixes: tuple[str, ...] | None = None) -> None:
+    """Feed the path and bytes of every file under ``names`` (files or folders of
+    ``root``; only those ending in ``suffixes`` when given) to ``digest``, in a fixed order."""
+    for name in names:
+        source = root / name
+        files = sorted(source.rglob("*")) if source.is_dir() else [source]
+        for path in files:
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            if suffixes is None or path.suffix in suffixes:
+                digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
 def reusable_execution(
@@ -257,7 +270,9 @@ def render(executed: Path, out: Path) -> int:
     shutil.rmtree(out, ignore_errors=True)
     shutil.move(str(stage / "_build" / "html"), str(out))
     if (executed / RECORD).exists():
-        shutil.copy2(executed / RECORD, out / RECORD)
+        record = json.loads((executed / RECORD).read_text())
+        record["rendering"] = rendering_fingerprint()
+        (out / RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return 0
 
 

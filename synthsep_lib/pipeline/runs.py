@@ -51,7 +51,7 @@ class RunPaths:
     run_root : path-like
         Folder holding all runs (``runs/`` by default, git-ignored).
     profile : str
-        Profile name (``"reduced"`` or ``"paper"``).
+        Profile name (``"reduced"``, ``"paper"`` or ``"smoke"``).
     """
 
     def __init__(self, run_root: str | os.PathLike, profile: str):

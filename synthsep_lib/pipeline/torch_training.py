@@ -459,7 +459,7 @@ def training_command(
         Stages the trainer accepts (first = default); none: no ``--stage``.
     """
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
-    parser.add_argument("--profile", default="reduced", help="profile name (reduced, paper)")
+    parser.add_argument("--profile", default="reduced", help="profile name (reduced, paper, smoke)")
     if stages:
         parser.add_argument("--stage", default=stages[0], choices=stages, help="which stage")
     parser.add_argument("--run-root", default="runs", help="folder of the runs")

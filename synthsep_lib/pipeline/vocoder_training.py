@@ -132,6 +132,7 @@ __all__ = [
     "noam_learning_rate",
     "train_vocoder",
     "load_trained_vocoder",
+    "load_profile_wavenet",
     "load_vocoder_file",
     "main",
 ]
@@ -582,6 +583,31 @@ def load_trained_vocoder(
         RunPaths(run_root, profile.name).vocoder / EMA_CHECKPOINT_NAME, CHAPTER_VOCODER
     )
     return load_vocoder_file(path, profile, device)
+
+
+def load_profile_wavenet(
+    run_root: str | os.PathLike, profile, device: str | torch.device = "cpu"
+) -> WaveNet:
+    """The WaveNet that profile ``profile`` synthesises with, as ``vocoder.source`` says.
+
+    ``pretrained``: the published checkpoint in ``<run>/vocoder/published`` (downloaded
+    there, or verified, by
+    :func:`~synthsep_lib.pipeline.pretrained_wavenet.load_pretrained_wavenet`);
+    ``train``: :func:`load_trained_vocoder`.
+
+    Returns
+    -------
+    WaveNet
+        In eval mode on ``device``.
+    """
+    if isinstance(profile, str):
+        profile = load_profile(profile)
+    if profile.vocoder.source == "pretrained":
+        from .pretrained_wavenet import load_pretrained_wavenet
+
+        folder = RunPaths(run_root, profile.name).vocoder / "published"
+        return load_pretrained_wavenet(folder, device, progress=False)
+    return load_trained_vocoder(run_root, profile, device)
 
 
 def load_vocoder_file(

@@ -34,6 +34,25 @@ def pytest_addoption(parser):
     )
 
 
+def executed_chapter_problems(executed: Path) -> list[str]:
+    """What went wrong in an executed chapter: its error outputs (``cell i: Name: message``,
+    except in cells tagged ``raises-exception``) and code cells that never ran."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    code = [(i, cell) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    problems = [
+        f"cell {i}: {out.ename}: {out.evalue}"
+        for i, cell in code
+        for out in cell.get("outputs", [])
+        if out.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", [])
+    ]
+    not_run = [i for i, cell in code if not cell.get("execution_count")]
+    if not_run:
+        problems.append(f"code cells {not_run} did not run")
+    return problems
+
+
 #: Where ``make book`` leaves the executed chapters and the rendered book.
 BOOK_EXECUTED, BOOK_HTML = ROOT / "_build" / "executed", ROOT / "_build" / "html"
 #: The xdist group of every test that needs :func:`book_build`: one worker executes the

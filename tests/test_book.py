@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import ROOT, executed_chapter_problems
 
 import book
 
@@ -25,18 +25,8 @@ def test_toc_lists_every_notebook():
 def test_chapter_executes(book_build, notebook):
     executed = book_build["executed"] / notebook
     assert executed.exists(), f"{notebook} was not executed: an earlier chapter failed"
-    nb = nbformat.read(executed, as_version=4)
-    errors = [
-        f"cell {i}: {out.ename}: {out.evalue}"
-        for i, cell in enumerate(nb.cells)
-        if cell.cell_type == "code"
-        for out in cell.get("outputs", [])
-        if out.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", [])
-    ]
-    assert not errors, f"{notebook} failed:\n" + "\n".join(errors)
-    assert all(cell.get("execution_count") for cell in nb.cells if cell.cell_type == "code"), (
-        f"{notebook}: some code cells did not run"
-    )
+    problems = executed_chapter_problems(executed)
+    assert not problems, f"{notebook} failed:\n" + "\n".join(problems)
 
 
 @pytest.mark.html

@@ -26,12 +26,11 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import ROOT, LocalServer, speech_like
+from conftest import ROOT, LocalServer, executed_chapter_problems, speech_like
 
 import book
 
@@ -90,20 +89,14 @@ def publish_fake_wavenet(folder: Path) -> int:
     number of parameters.
     """
     import torch
-    from test_vocoder_pretrained import PAPER_PRESET
+    from test_vocoder_pretrained import PAPER_PRESET, published_checkpoint
 
     from synthsep_lib.pipeline.pretrained_wavenet import CHECKPOINT_NAME, PRESET_NAME
-    from synthsep_lib.vocoder.wavenet import WaveNet, WaveNetConfig, to_r9y9_state_dict
+    from synthsep_lib.vocoder.wavenet import WaveNet, WaveNetConfig
 
     torch.manual_seed(0)
     model = WaveNet(WaveNetConfig.paper())
-    checkpoint = {
-        "state_dict": to_r9y9_state_dict(model),
-        "optimizer": None,
-        "global_step": 320000,
-        "global_epoch": 12,
-        "global_test_step": 0,
-    }
+    checkpoint = published_checkpoint(model)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, folder / CHECKPOINT_NAME)
     (folder / PRESET_NAME).write_text(json.dumps(PAPER_PRESET, indent=2))
@@ -247,16 +240,8 @@ CHAPTERS = book.chapters()
 def test_chapter_runs_without_errors(smoke_book, notebook):
     executed = smoke_book["out"] / "executed" / notebook
     assert executed.exists(), f"{notebook} was not executed: an earlier chapter failed"
-    nb = nbformat.read(executed, as_version=4)
-    errors = [
-        f"cell {i}: {out.ename}: {out.evalue}"
-        for i, cell in enumerate(nb.cells)
-        if cell.cell_type == "code"
-        for out in cell.get("outputs", [])
-        if out.output_type == "error" and "raises-exception" not in cell.metadata.get("tags", [])
-    ]
-    assert not errors, f"{notebook} failed on the smoke profile:\n" + "\n".join(errors)
-    assert all(cell.get("execution_count") for cell in nb.cells if cell.cell_type == "code")
+    problems = executed_chapter_problems(executed)
+    assert not problems, f"{notebook} failed on the smoke profile:\n" + "\n".join(problems)
 
 
 def test_the_test_set_is_the_tiny_corpus_in_the_real_layout(smoke_book):

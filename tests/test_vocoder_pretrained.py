@@ -82,6 +82,18 @@ def small_preset() -> dict:
     return {**PAPER_PRESET, **{key: getattr(SMALL, key) for key in sizes}}
 
 
+def published_checkpoint(model) -> dict:
+    """``model`` as r9y9's published checkpoint holds it: the r9y9 ``state_dict``
+    (``weight_g`` / ``weight_v`` names) and r9y9's bookkeeping entries."""
+    return {
+        "state_dict": to_r9y9_state_dict(model),
+        "optimizer": None,
+        "global_step": 320000,
+        "global_epoch": 12,
+        "global_test_step": 0,
+    }
+
+
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """Folder with a fake checkpoint and preset under the published names; the model."""
@@ -91,14 +103,7 @@ def published(tmp_path_factory):
     with torch.no_grad():  # weights away from the initial g = ||v||
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    checkpoint = {
-        "state_dict": to_r9y9_state_dict(model),
-        "optimizer": None,
-        "global_step": 320000,
-        "global_epoch": 12,
-        "global_test_step": 0,
-    }
-    torch.save(checkpoint, folder / CHECKPOINT_NAME)
+    torch.save(published_checkpoint(model), folder / CHECKPOINT_NAME)
     (folder / PRESET_NAME).write_text(json.dumps(small_preset(), indent=2))
     hashes = {
         name: hashlib.sha256((folder / name).read_bytes()).hexdigest()

@@ -39,11 +39,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else f"Python 3.10-3.12 needed, found {sys.version.split()[0]}; set PYTHON=python3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools>=70' wheel
-	# torch first and alone, so that no dependency drags in a CUDA build. --no-compile:
-	# Python compiles the modules the book imports when it first imports them, instead of
-	# every module of every package now (installing torch: 17 s -> 6 s on 2 cores).
-	$(BIN)/python -m pip install --quiet --no-compile $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) 'torch==2.13.0'
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[all]'
+	# torch first and alone, so that no dependency drags in a CUDA build.
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) 'torch==2.13.0'
+	$(BIN)/python -m pip install --quiet -e '.[all]'
 	touch $@
 
 # Reference implementations the tests compare against (test-only): lws builds only this

@@ -67,12 +67,18 @@ def test_staged_chapter_leaves_out_only_the_injected_parameters(tmp_path):
         ),
         nbformat.v4.new_code_cell("print(profile)", metadata={"tags": ["hide-input"]}),
     ]
+    stdout = nbformat.v4.new_output("stream", name="stdout", text="reduced\n")
+    stderr = nbformat.v4.new_output(
+        "stream", name="stderr", text="/home/builder/lib/scoring.py:65: MetricWarning: NaN\n"
+    )
+    cells[2].outputs = [stdout, stderr]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["papermill"] = {"parameters": {"data_root": "/home/builder/data"}}
     nbformat.write(nb, tmp_path / "executed.ipynb")
     book.stage_notebook(tmp_path / "executed.ipynb", tmp_path / "staged.ipynb")
     staged = nbformat.read(tmp_path / "staged.ipynb", as_version=4)
     assert [c.source for c in staged.cells] == [cells[0].source, cells[2].source]
+    assert staged.cells[1].outputs == [stdout], "stderr is left out, as on the page"
     assert "/home/builder" not in (tmp_path / "staged.ipynb").read_text()
 
 

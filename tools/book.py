@@ -213,8 +213,11 @@ def stage_notebook(executed: Path, target: Path) -> None:
 
     papermill adds a cell tagged ``injected-parameters`` and a ``papermill`` metadata
     entry that hold this machine's absolute data and run folders; the staged copy (the
-    page and its downloadable notebook) keeps neither. The chapter's own ``parameters``
-    cell stays, and the executed notebook itself is unchanged.
+    page and its downloadable notebook) keeps neither. Nor does it keep the cells'
+    stderr streams, which the pages leave out (``nb_output_stderr: remove``) and which
+    hold warnings naming this machine's library folder; the downloadable notebook shows
+    what its page shows. The chapter's own ``parameters`` cell stays, and the executed
+    notebook itself is unchanged.
     """
     import nbformat
 
@@ -223,6 +226,12 @@ def stage_notebook(executed: Path, target: Path) -> None:
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
+        if cell.cell_type == "code":
+            cell.outputs = [
+                out
+                for out in cell.outputs
+                if not (out.output_type == "stream" and out.name == "stderr")
+            ]
     nbformat.write(nb, target)
 
 

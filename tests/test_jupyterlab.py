@@ -214,13 +214,20 @@ def run_all(page, lab: Lab, notebook: str) -> None:
         if any(ran) and "[*]:" not in texts:
             break
         # On a loaded machine the first Run All can be lost while the kernel connection
-        # settles ("| Idle" shows before it is ready): nothing queued after 20 s, ask again.
+        # settles ("| Idle" shows before it is ready), or open a kernel dialog: nothing
+        # queued after 20 s, accept any dialog and ask again.
         if (
             "[*]:" not in texts
             and not any(ran)
             and (clicked is None or time.monotonic() - clicked > 20)
         ):
-            page.keyboard.press("Escape")  # close a menu left open by a lost click
+            dialog = page.locator(".jp-Dialog")
+            if dialog.count():
+                # Run All reached a kernel that was not ready yet: JupyterLab asks which
+                # kernel to start; its default is the notebook's own.
+                dialog.locator(".jp-mod-accept").first.click()
+            else:
+                page.keyboard.press("Escape")  # close a menu left open by a lost click
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             clicked = time.monotonic()

@@ -32,6 +32,7 @@ from synthsep_lib.pipeline.separators import (
     SEPARATION_METHODS,
     Separator,
     available_methods,
+    checkpoint_files,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,6 +296,19 @@ def test_checkpoint_roles_are_the_files_the_trainers_write(tmp_path):
         "denoiser": paths.baseline("b2") / keras_name,
     }
     assert {role: where(paths) for role, (where, _) in CHECKPOINT_ROLES.items()} == expected
+
+
+def test_the_paper_profile_decodes_with_the_published_wavenet(tmp_path):
+    from synthsep_lib.pipeline import pretrained_wavenet, vocoder_training
+
+    paper = RunPaths(tmp_path, "paper")
+    published = paper.published_wavenet / pretrained_wavenet.CHECKPOINT_NAME
+    assert CHECKPOINT_ROLES["wavenet"][0](paper) == published
+    trained = paper.vocoder / vocoder_training.EMA_CHECKPOINT_NAME
+    for file in (published, trained):
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(b"")
+    assert checkpoint_files(paper, "proposed", {"encoder": trained})["wavenet"] == published
 
 
 def test_missing_models_name_the_chapters_that_train_them(tmp_path, loads, capsys):

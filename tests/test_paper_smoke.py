@@ -293,7 +293,7 @@ def test_published_checkpoint_comes_from_the_mirror_once(smoke_book):
     hits = smoke_book["server"].hits
     # Chapter 3 downloads both files; Chapters 4 and 8 verify the copies it keeps
     assert hits[f"/{CHECKPOINT_NAME}"] == 1 and hits[f"/{PRESET_NAME}"] == 1
-    folder = smoke_book["run"].vocoder / "published"
+    folder = smoke_book["run"].published_wavenet
     wavenet = load_pretrained_wavenet(folder, progress=False)  # no server: the cache only
     assert wavenet.config == WaveNetConfig.paper()
     assert wavenet.num_parameters() == smoke_book["wavenet_parameters"] == 24_737_396

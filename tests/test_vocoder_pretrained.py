@@ -316,3 +316,37 @@ def test_preset_file_errors_name_the_file(tmp_path):
     path.write_text(json.dumps({**PAPER_PRESET, "gin_channels": 8}))
     with pytest.raises(ValueError, match=r"preset .*bad\.json has gin_channels=8"):
         wavenet_config_from_preset(path)
+
+
+def test_the_paper_profiles_separator_decodes_with_the_published_wavenet(
+    server, published, tmp_path
+):
+    """``synthsep separate --profile paper`` loads the checkpoint Chapter 3 downloaded
+    (not a trained ``checkpoint_ema.pth``), verified against the recorded hashes."""
+    import keras
+    import numpy as np
+
+    from synthsep_lib.config import load_profile
+    from synthsep_lib.encoder.model import build_encoder
+    from synthsep_lib.pipeline.runs import RunPaths
+    from synthsep_lib.pipeline.separators import load_separator
+    from synthsep_lib.separation import separate_proposed
+
+    paper = RunPaths(tmp_path / "runs", "paper")
+    load_pretrained_wavenet(paper.published_wavenet, base_url=server.url, progress=False)
+    reduced = load_profile("reduced")  # a small encoder: the paper's features, CPU seconds
+    encoder_file = tmp_path / "encoder.keras"
+    build_encoder("proposed", reduced.encoder).save(encoder_file)
+
+    separator = load_separator("proposed", paper, checkpoints={"encoder": encoder_file})
+    assert separator.checkpoints["wavenet"] == paper.published_wavenet / CHECKPOINT_NAME
+    profile = load_profile("paper")
+    mixture = np.zeros(profile.features.lead_in + 4 * profile.features.hop_size, np.float32)
+    mixture[profile.features.lead_in :] = 0.1 * np.sin(np.arange(4 * 256) / 5.0)
+    encoder = keras.models.load_model(encoder_file, compile=False)
+    expected = separate_proposed(mixture, encoder, published["model"], profile)
+    np.testing.assert_allclose(separator.separate_padded(mixture), expected, atol=1e-5)
+
+    (paper.published_wavenet / CHECKPOINT_NAME).write_bytes(b"tampered")
+    with pytest.raises(pretrained.ChecksumMismatchError):
+        load_separator("proposed", paper, checkpoints={"encoder": encoder_file})

@@ -102,6 +102,11 @@ class RunPaths:
         return self.root / "vocoder" / "wavenet"
 
     @property
+    def published_wavenet(self) -> Path:
+        """``vocoder/wavenet/published/``: the published checkpoint and preset (``paper``)."""
+        return self.vocoder / "published"
+
+    @property
     def parallel_vocoder(self) -> Path:
         """``vocoder/parallel/``: the parallel vocoder's training data and its two stages."""
         return self.root / "vocoder" / "parallel"

@@ -78,13 +78,25 @@ SEPARATION_METHODS: dict[str, _Method] = {
     ),
 }
 
-#: Checkpoint role → (file in the run folder, the chapter that trains it). The names are
-#: spelled here so that the command line's help needs neither TensorFlow nor PyTorch;
-#: tests/test_cli.py checks that they are the files the trainers write.
+#: File name of the published WaveNet checkpoint (as ``pretrained_wavenet.CHECKPOINT_NAME``).
+PUBLISHED_WAVENET_NAME = "20180510_mixture_lj_checkpoint_step000320000_ema.pth"
+
+
+def _wavenet_checkpoint(paths: RunPaths) -> Path:
+    """The WaveNet the run's profile decodes with: its trained moving average, or the
+    published checkpoint where the profile says ``vocoder.source: pretrained``."""
+    if load_profile(paths.profile).vocoder.source == "pretrained":
+        return paths.published_wavenet / PUBLISHED_WAVENET_NAME
+    return paths.vocoder / "checkpoint_ema.pth"
+
+
+#: Checkpoint role → (file in the run folder, the chapter that trains or downloads it).
+#: The names are spelled here so that the command line's help needs neither TensorFlow
+#: nor PyTorch; tests/test_cli.py checks that they are the files the trainers write.
 CHECKPOINT_ROLES: dict[str, tuple[Callable[[RunPaths], Path], str]] = {
     "encoder": (lambda p: p.encoder("proposed") / "checkpoint.keras", CHAPTER_ENCODER),
     "b1-encoder": (lambda p: p.encoder("b1") / "checkpoint.keras", CHAPTER_ENCODER),
-    "wavenet": (lambda p: p.vocoder / "checkpoint_ema.pth", CHAPTER_VOCODER),
+    "wavenet": (_wavenet_checkpoint, CHAPTER_VOCODER),
     "parallel-clean": (
         lambda p: p.parallel_vocoder / "clean" / "generator.pth",
         f"{CHAPTER_PARALLEL} (the clean stage)",
@@ -252,7 +264,13 @@ def load_separator(
         if method == "proposed":
             from .vocoder_training import load_vocoder_file
 
-            vocoder = load_vocoder_file(files["wavenet"], profile, device)
+            if files["wavenet"].parent == paths.published_wavenet:
+                from .pretrained_wavenet import load_pretrained_wavenet
+
+                # r9y9's layout, verified against the hashes recorded at its download
+                vocoder = load_pretrained_wavenet(paths.published_wavenet, device, progress=False)
+            else:
+                vocoder = load_vocoder_file(files["wavenet"], profile, device)
             run = lambda x: separate_proposed(x, encoder, vocoder, profile, seed=seed)  # noqa: E731
         else:
             from .parallel_vocoder_training import load_generator_file

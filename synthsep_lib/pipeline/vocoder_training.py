@@ -590,7 +590,7 @@ def load_profile_wavenet(
 ) -> WaveNet:
     """The WaveNet that profile ``profile`` synthesises with, as ``vocoder.source`` says.
 
-    ``pretrained``: the published checkpoint in ``<run>/vocoder/published`` (downloaded
+    ``pretrained``: the published checkpoint in ``<run>/vocoder/wavenet/published`` (downloaded
     there, or verified, by
     :func:`~synthsep_lib.pipeline.pretrained_wavenet.load_pretrained_wavenet`);
     ``train``: :func:`load_trained_vocoder`.
@@ -605,7 +605,7 @@ def load_profile_wavenet(
     if profile.vocoder.source == "pretrained":
         from .pretrained_wavenet import load_pretrained_wavenet
 
-        folder = RunPaths(run_root, profile.name).vocoder / "published"
+        folder = RunPaths(run_root, profile.name).published_wavenet
         return load_pretrained_wavenet(folder, device, progress=False)
     return load_trained_vocoder(run_root, profile, device)
 

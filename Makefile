@@ -27,7 +27,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 help:
 	@echo "make book   - set up .venv, build the mini corpus, execute every chapter ($(PROFILE)) and render _build/html"
 	@echo "make test   - the same set-up, then the tests: unit, chapters (reusing make book's run when current), HTML and browser"
-	@echo "make smoke  - every chapter at the paper's model sizes on a tiny corpus (smoke profile, ~20 min on 2 CPU cores)"
+	@echo "make smoke  - every chapter at the paper's model sizes on a tiny corpus (smoke profile, ~15 min on 2 CPU cores)"
 	@echo "make lab    - set up .venv, then open the chapters in JupyterLab (work on one interactively)"
 	@echo "make corpus - only build (reduced) or download (paper) the corpora of PROFILE under $(DATA_ROOT)"
 	@echo "make clean  - remove _build and $(RUN_ROOT), except listening-test answers and the published checkpoint"

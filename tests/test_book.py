@@ -203,3 +203,39 @@ def test_a_rendering_is_reused_only_with_the_same_book_sources(tmp_path):
     assert book.rendering_fingerprint(tmp_path) == before
     (tmp_path / "book" / "intro.md").write_text("# Intro, changed\n")
     assert book.rendering_fingerprint(tmp_path) != before
+
+
+def test_the_book_group_keeps_its_tests_on_one_worker(tmp_path):
+    """``make test``'s two workers must not both execute the book: this suite's conftest
+    puts every test needing ``book_build`` in one xdist group, and the installed pytest
+    and pytest-xdist must honour it (pytest 9.2 with xdist 3.8 silently does not)."""
+    import os
+    import subprocess
+    import sys
+
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    (tmp_path / "test_grouped.py").write_text(
+        "import os\nimport pytest\n\n"
+        "@pytest.fixture(scope='session')\n"
+        "def book_build():  # stands in for the suite's: names the worker it ran on\n"
+        "    return os.environ['PYTEST_XDIST_WORKER']\n"
+        + "".join(
+            f"\ndef test_book_{i}(book_build):\n"
+            f"    open({str(seen / str(i))!r}, 'w').write(book_build)\n"
+            f"\ndef test_other_{i}():\n    pass\n"
+            for i in range(6)
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup"]
+        + ["-p", "conftest", "-p", "no:cacheprovider", "test_grouped.py"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    workers = [path.read_text() for path in seen.iterdir()]
+    assert len(workers) == 6 and len(set(workers)) == 1, f"book tests ran on {workers}"

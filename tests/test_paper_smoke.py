@@ -185,10 +185,10 @@ def smoke_book(request, tmp_path_factory):
 
     Returns the folders, the per-chapter status, the server (for its hits), the state
     of the interrupted encoder run and the fake WaveNet's parameter count. Runs only
-    with ``--paper-smoke`` (``make smoke``): it takes about 20 minutes on 2 CPU cores.
+    with ``--paper-smoke`` (``make smoke``): it takes about 15 minutes on 2 CPU cores.
     """
     if not request.config.getoption("--paper-smoke"):
-        pytest.skip("the paper-size smoke run takes about 20 min on 2 CPU cores: `make smoke`")
+        pytest.skip("the paper-size smoke run takes about 15 min on 2 CPU cores: `make smoke`")
     from synthsep_lib.config import load_profile
     from synthsep_lib.pipeline.downloads import MIRROR_ENV
     from synthsep_lib.pipeline.runs import RunPaths

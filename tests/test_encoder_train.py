@@ -43,6 +43,7 @@ from synthsep_lib.pipeline.encoder_training import (  # noqa: E402
 )
 from synthsep_lib.pipeline.keras_training import (  # noqa: E402
     NonFiniteLossError,
+    feed_dataset,
     read_checkpoint_state,
 )
 from synthsep_lib.pipeline.runs import RunConfigError, RunPaths  # noqa: E402
@@ -252,8 +253,9 @@ class _CorruptOne:
 def test_feed_error_reaches_the_caller(tmp_path, mini, tiny, workers):
     profile = tiny_profile(steps_per_epoch=3, feed_workers=workers)
     feed = training_feed(mini["lj"], mini["esc"], mini["splits"], profile, "proposed")
-    # Keras reads batches 0 and 1 itself to learn the shapes; batch 2 goes through
-    # tf.data (and, with a worker, through a worker process).
+    # Batches 0 and 1 may be read before training to learn the shapes (Keras reads
+    # both, feed_dataset batch 0); batch 2 goes through tf.data (and, with a worker,
+    # through a worker process).
     early = {p.utterance for i in (0, 1) for p in feed.batch_plan(i, 0)}
     late = [p.utterance for p in feed.batch_plan(2, 0) if p.utterance not in early]
     assert late, "no utterance is only in batch 2; pick another seed"
@@ -263,6 +265,28 @@ def test_feed_error_reaches_the_caller(tmp_path, mini, tiny, workers):
     assert "NaN" in str(info.value)
     assert [u for u, _ in info.value.sources] == [late[0]]
     assert not (paths.encoder("proposed") / "checkpoint.keras").exists()
+
+
+def test_fit_draws_the_feeds_batches_in_order_without_the_tf_data_autotuner(mini):
+    profile = tiny_profile(steps_per_epoch=3)
+    feed = training_feed(mini["lj"], mini["esc"], mini["splits"], profile, "proposed")
+    dataset = feed_dataset(feed)
+    # the autotuner stalled an epoch's first step by seconds (feed_dataset's docstring)
+    assert dataset.options().autotune.enabled is False
+    assert int(dataset.cardinality()) == 3
+    drawn = list(dataset.as_numpy_iterator())
+    assert len(drawn) == 3
+    for i, (inputs, target) in enumerate(drawn):
+        expected_inputs, expected_target = feed[i]
+        assert inputs.keys() == expected_inputs.keys()
+        for name in inputs:
+            np.testing.assert_array_equal(inputs[name], expected_inputs[name])
+        np.testing.assert_array_equal(target, expected_target)
+    # a feed with worker processes goes to Keras' own queue, which turns autotuning off
+    workers = training_feed(
+        mini["lj"], mini["esc"], mini["splits"], tiny_profile(feed_workers=2), "proposed"
+    )
+    assert feed_dataset(workers) is workers
 
 
 def nan_encoder(variant, cfg, *, linear_bins=512, mel_bins=80, block_frames=None):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -183,6 +184,9 @@ class TrainingWindows:
         #: Mel frames of every utterance.
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self._order: tuple[int, np.ndarray] | None = None
+        # Opening a .npy file parses its header (about 0.1 ms, 32 files a batch of the
+        # reduced parallel vocoder): the recently used ones stay mapped.
+        self._mapped = functools.lru_cache(maxsize=4096)(lambda p: np.load(p, mmap_mode="r"))
 
     def __len__(self) -> int:
         """Number of utterances."""
@@ -251,8 +255,8 @@ class TrainingWindows:
         mels = []
         for k, (i, s, f) in enumerate(mine):
             audio_path, mel_path = feature_paths(self.folder, self.utterances[i])
-            x[k, : f * hop] = np.load(audio_path, mmap_mode="r")[s * hop : (s + f) * hop]
-            mel = np.load(mel_path, mmap_mode="r")[s : s + f]
+            x[k, : f * hop] = self._mapped(audio_path)[s * hop : (s + f) * hop]
+            mel = self._mapped(mel_path)[s : s + f]
             mels.append(np.pad(mel, ((0, width - f), (0, 0))))
             mask[k, : f * hop] = 1.0
         c = np.stack(mels).transpose(0, 2, 1)

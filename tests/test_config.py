@@ -20,12 +20,17 @@ def test_every_profile_uses_the_paper_features():
 
 #: Everything the smoke profile changes from the paper's, section by section: schedules,
 #: the number of test mixtures and harder conditions, the feed's processes, and how much
-#: the vocoder chapter and Chapter 8 synthesise (and that the WaveNet folds long
-#: utterances into segments). Model sizes and all else are the paper's.
+#: the vocoder chapter and Chapter 8 synthesise (and how the WaveNet folds utterances
+#: into segments and batches them). Model sizes and all else are the paper's.
 SMOKE_CHANGES = {
     "data": {"test_pairs"},
     "encoder": {"steps_per_epoch", "validation_steps", "epochs", "feed_workers"},
-    "vocoder": {"synthesis_files", "fold_segment_seconds"},
+    "vocoder": {
+        "synthesis_files",
+        "fold_segment_seconds",
+        "fold_overlap_seconds",
+        "synthesis_batch",
+    },
     "denoiser": {"steps_per_epoch", "validation_steps", "epochs", "feed_workers"},
     "parallel": {"steps", "finetune_steps", "checkpoint_interval", "log_interval"},
     "conditions": {"pairs", "snr_levels_db", "t60_seconds", "max_seconds"},

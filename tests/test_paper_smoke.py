@@ -10,9 +10,9 @@ saved in the published files' layout and served from 127.0.0.1 through
 
 Before the book runs, Chapter 2 is started in a kernel that is killed once the Proposed
 encoder has saved its first epoch; the book's own run of Chapter 2, in a new kernel, must
-continue from that checkpoint. The module took 22 minutes on two shared CPU cores, most of
-them the paper-size WaveNet generating sample by sample (50-270 samples a second here), so
-the test utterances are as short as STOI allows, and it runs only when asked for:
+continue from that checkpoint. The module takes about 15 minutes on two shared CPU cores,
+much of it the paper-size WaveNet generating sample by sample (50-270 samples a second
+here), so the test utterances are as short as STOI allows, and it runs only when asked for:
 ``pytest tests/test_paper_smoke.py --paper-smoke`` (``make smoke``, which CI runs after
 ``make test``).
 """
